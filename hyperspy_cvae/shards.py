@@ -1,0 +1,160 @@
+"""Cutting spectrum images into shards, stitching them back, and streaming
+shard-wise work over a (lazy) cube with dask.
+
+Shards are ``S × S`` windows of the map (all energy channels). On a regular
+grid of top-left positions ``0, stride, 2·stride, …`` the map is first padded
+at its far edges by reflection so that the last shard ends exactly at the
+padded edge; overlapping shards are blended with a separable raised-cosine
+(Hann) weight, which for ``stride = S/2`` is a partition of unity: no seams.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["grid_padding", "shard_positions", "extract_shards", "blend_weights",
+           "stitch_shards", "map_shards"]
+
+
+def grid_padding(n: int, shard_size: int, stride: int) -> int:
+    """Pixels to add at the far edge so that shards of ``stride`` tile ``n`` exactly."""
+    if n < shard_size:
+        raise ValueError(f"axis of {n} pixels is smaller than a shard of {shard_size}; "
+                         "pass a smaller `shard_size`.")
+    return (-(n - shard_size)) % stride
+
+
+def shard_positions(n: int, shard_size: int, stride: int) -> np.ndarray:
+    """Top-left positions of the shard grid along an axis of (padded) length ``n``."""
+    return np.arange(0, n - shard_size + 1, stride)
+
+
+def extract_shards(cube, pos_y, pos_x, shard_size):
+    """Stack the shards at all (pos_y × pos_x) positions: (N, S, S, E)."""
+    s = shard_size
+    out = np.empty((len(pos_y) * len(pos_x), s, s) + cube.shape[2:], dtype=cube.dtype)
+    k = 0
+    for y in pos_y:
+        for x in pos_x:
+            out[k] = cube[y:y + s, x:x + s]
+            k += 1
+    return out
+
+
+def blend_weights(shard_size: int, floor: float = 1e-3) -> np.ndarray:
+    """Separable Hann weight (S, S), strictly positive."""
+    i = np.arange(shard_size)
+    w1 = np.sin(np.pi * (i + 0.5) / shard_size) ** 2 + floor
+    return np.outer(w1, w1)
+
+
+def stitch_shards(shards, pos_y, pos_x, shape, weights=None):
+    """Weighted average of overlapping shards on a canvas of ``shape`` (ny, nx, ...).
+
+    Pixels covered by no shard are NaN.
+    """
+    s = shards.shape[1]
+    w = blend_weights(s) if weights is None else weights
+    acc = np.zeros(shape, dtype=np.float64)
+    wsum = np.zeros(shape[:2], dtype=np.float64)
+    wexp = w.reshape(w.shape + (1,) * (shards.ndim - 3))
+    k = 0
+    for y in pos_y:
+        for x in pos_x:
+            acc[y:y + s, x:x + s] += wexp * shards[k]
+            wsum[y:y + s, x:x + s] += w
+            k += 1
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = acc / wsum.reshape(wsum.shape + (1,) * (len(shape) - 2))
+    return out
+
+
+def _block_edges(n_padded, chunk):
+    edges = list(range(0, n_padded, chunk)) + [n_padded]
+    return list(zip(edges[:-1], edges[1:]))
+
+
+def map_shards(data, func, *, shard_size, stride, n_out, chunk=None, latent_dim=None,
+               out_dtype=np.float32):
+    """Apply ``func`` to every shard of a (lazy) cube and stitch the results.
+
+    This is the streaming engine behind :meth:`CVAEEELSSpectrum.cvae_decomposition`.
+    The padded map is split into navigation blocks (multiples of ``stride``);
+    each block is processed by one dask task that reads the block plus the halo
+    its shards need, runs ``func`` on those shards and blends them. Memory is
+    bounded by a few blocks; a distributed scheduler runs the tasks on its
+    workers.
+
+    Parameters
+    ----------
+    data : numpy or dask array (ny, nx, E)
+        The cube (array order).
+    func : callable
+        ``func(shards) -> (out_shards, latents)`` with ``shards`` of shape
+        (N, S, S, E), ``out_shards`` (N, S, S, n_out) and ``latents``
+        (N, latent_dim) or None.
+    shard_size, stride : int
+        Shard side and grid step (``stride`` must divide ``shard_size``).
+    n_out : int
+        Channels of the output spectra.
+    chunk : int, optional
+        Navigation block size (rounded to a multiple of ``stride``).
+
+    Returns
+    -------
+    recon : dask array (ny, nx, n_out)
+    latents : dask array (gy, gx, latent_dim) or None
+        Outputs of ``func`` for every grid shard, on the grid.
+    grid : dict
+        ``pos_y``, ``pos_x`` (top-left positions in pixels) and padding.
+    """
+    import dask
+    import dask.array as da
+
+    s = int(shard_size)
+    if stride < 1 or s % stride:
+        raise ValueError(f"`stride` must divide the shard size {s}, got {stride}.")
+    arr = da.asarray(data)
+    ny, nx = arr.shape[:2]
+    py, px = grid_padding(ny, s, stride), grid_padding(nx, s, stride)
+    if py or px:
+        arr = da.pad(arr, ((0, py), (0, px), (0, 0)), mode="symmetric")
+    nyp, nxp = ny + py, nx + px
+    pos_y, pos_x = shard_positions(nyp, s, stride), shard_positions(nxp, s, stride)
+    chunk = max(stride, int(round((chunk or 4 * s) / stride)) * stride)
+    arr = arr.rechunk({2: -1})
+
+    @dask.delayed(pure=True)
+    def _block(ext, oy, ox, core_y, core_x, py_loc, px_loc, lat_y, lat_x):
+        ext = np.asarray(ext)
+        shards = extract_shards(ext, py_loc, px_loc, s)
+        out, lat = func(shards)
+        canvas = stitch_shards(out, py_loc, px_loc, ext.shape[:2] + (n_out,))
+        rec = canvas[core_y[0] - oy:core_y[1] - oy, core_x[0] - ox:core_x[1] - ox]
+        lat_block = None
+        if lat is not None:
+            lat = lat.reshape(len(py_loc), len(px_loc), -1)
+            lat_block = lat[np.ix_(lat_y, lat_x)]
+        return rec.astype(out_dtype), lat_block
+
+    rec_rows, lat_rows = [], []
+    for (ya, yb) in _block_edges(nyp, chunk):
+        rec_row, lat_row = [], []
+        for (xa, xb) in _block_edges(nxp, chunk):
+            sel_y = pos_y[(pos_y < yb) & (pos_y + s > ya)]
+            sel_x = pos_x[(pos_x < xb) & (pos_x + s > xa)]
+            oy, ox = int(sel_y[0]), int(sel_x[0])
+            ey, ex = int(sel_y[-1]) + s, int(sel_x[-1]) + s
+            ext = arr[oy:ey, ox:ex]
+            own_y = np.nonzero((sel_y >= ya) & (sel_y < yb))[0]
+            own_x = np.nonzero((sel_x >= xa) & (sel_x < xb))[0]
+            res = _block(ext, oy, ox, (ya, yb), (xa, xb), sel_y - oy, sel_x - ox, own_y, own_x)
+            rec_row.append(da.from_delayed(res[0], shape=(yb - ya, xb - xa, n_out), dtype=out_dtype))
+            if latent_dim:
+                lat_row.append(da.from_delayed(res[1], shape=(len(own_y), len(own_x), latent_dim),
+                                               dtype=np.float32))
+        rec_rows.append(rec_row)
+        lat_rows.append(lat_row)
+    recon = da.block(rec_rows)[:ny, :nx]
+    latents = da.block(lat_rows) if latent_dim else None
+    return recon, latents, {"pos_y": pos_y, "pos_x": pos_x, "pad": (py, px)}
