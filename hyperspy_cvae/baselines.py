@@ -17,7 +17,10 @@ def pca_reconstruction(signal, n_components=3, **decomposition_kwargs):
     Parameters
     ----------
     signal : hyperspy Signal1D
-        Spectrum image (eager or lazy; lazy uses HyperSpy's lazy SVD/PCA).
+        Spectrum image (eager or lazy; lazy uses HyperSpy's exact incremental
+        SVD, ``svd_solver="incremental"``, with ``output_dimension=n_components``
+        unless given: the cube is streamed chunk by chunk, memory stays bounded
+        and the reconstruction stays lazy).
     n_components : int
         Number of components kept.
     **decomposition_kwargs
@@ -46,6 +49,13 @@ def pca_reconstruction(signal, n_components=3, **decomposition_kwargs):
         work.change_dtype("float64")
     kwargs = {"print_info": False}
     kwargs.update(decomposition_kwargs)
+    if work._lazy:
+        # HyperSpy's lazy SVD needs the number of components up front; its
+        # default solver is randomised (run-to-run differences), so use the
+        # exact, streaming incremental SVD unless the user chooses otherwise.
+        kwargs.setdefault("output_dimension", int(n_components))
+        if kwargs.get("algorithm", "SVD") == "SVD":
+            kwargs.setdefault("svd_solver", "incremental")
     work.decomposition(**kwargs)
     model = work.get_decomposition_model(int(n_components))
     label = f"PCA({int(n_components)})"

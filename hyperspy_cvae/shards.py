@@ -155,6 +155,8 @@ def map_shards(data, func, *, shard_size, stride, n_out, chunk=None, latent_dim=
                                                dtype=np.float32))
         rec_rows.append(rec_row)
         lat_rows.append(lat_row)
-    recon = da.block(rec_rows)[:ny, :nx]
-    latents = da.block(lat_rows) if latent_dim else None
+    recon = da.concatenate([da.concatenate(r, axis=1) for r in rec_rows], axis=0)[:ny, :nx]
+    latents = None
+    if latent_dim:
+        latents = da.concatenate([da.concatenate(r, axis=1) for r in lat_rows], axis=0)
     return recon, latents, {"pos_y": pos_y, "pos_x": pos_x, "pad": (py, px)}

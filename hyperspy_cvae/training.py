@@ -360,7 +360,7 @@ class CVAE:
                 history["seconds"].append(time.perf_counter() - t_start)
                 bar.set_postfix(loss=f"{train_loss:.2f}", val=f"{val_loss:.2f}")
                 monitor = val_loss if val_pos is not None else train_loss
-                if monitor < best - 1e-4 * abs(best if np.isfinite(best) else 1):
+                if monitor < best - 1e-3:  # the loss includes the spectra's entropy: absolute tolerance
                     best, bad = monitor, 0
                     best_state = copy.deepcopy(model.state_dict())
                 else:

@@ -1,0 +1,109 @@
+import numpy as np
+import pytest
+import hyperspy.api as hs
+from scipy import stats
+from skimage.filters import threshold_otsu
+from sklearn.metrics import average_precision_score, f1_score, roc_auc_score
+
+from hyperspy_cvae.scoring import (detection_metrics, pcc_map, pearson, precision_recall_curve,
+                                   threshold_anomalies, unimodality_test)
+
+
+def test_pearson_matches_scipy():
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(20, 50)), rng.normal(size=(20, 50))
+    b[:5] += 3 * a[:5]
+    ref = [stats.pearsonr(x, y)[0] for x, y in zip(a, b)]
+    np.testing.assert_allclose(pearson(a, b), ref, rtol=1e-12)
+
+
+def test_pearson_constant_spectra_defined(recwarn):
+    a = np.array([[1.0, 1.0, 1.0], [1.0, 1.0, 1.0], [1.0, 2.0, 3.0]])
+    b = np.array([[2.0, 2.0, 2.0], [1.0, 2.0, 3.0], [5.0, 5.0, 5.0]])
+    r = pearson(a, b)
+    np.testing.assert_array_equal(r, [1.0, 0.0, 0.0])
+    assert not any(issubclass(w.category, RuntimeWarning) for w in recwarn)
+
+
+def _pair():
+    rng = np.random.default_rng(1)
+    base = np.exp(-0.5 * ((np.arange(100) - 50) / 5.0) ** 2) * 100 + 20
+    data = rng.poisson(base, size=(10, 12, 100)).astype(float)
+    s = hs.signals.Signal1D(data)
+    rec = hs.signals.Signal1D(np.broadcast_to(base, data.shape).copy())
+    for sig in (s, rec):
+        ax = sig.axes_manager[-1]
+        ax.scale, ax.offset, ax.units = 0.5, 680.0, "eV"
+        for nav in sig.axes_manager.navigation_axes:
+            nav.scale, nav.units, nav.offset = 2.0, "nm", 1.0
+    return s, rec, base
+
+
+def test_pcc_map_eager_lazy_and_calibration():
+    s, rec, base = _pair()
+    pcc = pcc_map(s, rec, (690.0, 720.0))
+    assert pcc.axes_manager.signal_shape == (12, 10)
+    assert pcc.axes_manager[0].scale == 2.0 and pcc.axes_manager[0].offset == 1.0
+    assert pcc.axes_manager[0].units == "nm"
+    ref = pearson(s.data[..., 20:80], rec.data[..., 20:80])
+    np.testing.assert_allclose(pcc.data, ref)
+    assert pcc.metadata.CVAE.score.kind == "pcc" and pcc.metadata.CVAE.score.window == [690.0, 720.0]
+    lazy = pcc_map(s.as_lazy(), rec, (690.0, 720.0))
+    assert lazy._lazy
+    lazy.compute()
+    np.testing.assert_allclose(lazy.data, ref)
+
+
+def test_pcc_map_axis_mismatch():
+    s, rec, _ = _pair()
+    rec.axes_manager[-1].offset = 681.0
+    with pytest.raises(ValueError, match="different energy axes"):
+        pcc_map(s, rec, (690.0, 720.0))
+
+
+def test_unimodality_and_otsu():
+    rng = np.random.default_rng(0)
+    bulk = np.clip(rng.normal(0.93, 0.02, (100, 100)), -1, 1)
+    pcc = hs.signals.Signal2D(bulk.copy())
+    pcc.metadata.set_item("CVAE.score.anomalous", "low")
+    m = threshold_anomalies(pcc)
+    assert m.data.sum() == 0 and m.metadata.CVAE.threshold.decision.startswith("unimodal")
+    assert m.metadata.CVAE.threshold.bimodal is False
+    # Skewed unimodal (beta) distribution: still no anomalies.
+    skew = hs.signals.Signal2D(1 - rng.beta(2, 30, (150, 150)))
+    assert threshold_anomalies(skew).data.sum() == 0
+    bad = bulk.copy()
+    bad[10:16, 10:16] = rng.normal(0.5, 0.03, (6, 6))
+    pcc2 = hs.signals.Signal2D(bad)
+    m2 = threshold_anomalies(pcc2)
+    assert m2.metadata.CVAE.threshold.threshold == pytest.approx(threshold_otsu(bad))
+    assert m2.data[10:16, 10:16].all() and m2.data.sum() == 36
+    assert m2.dtype == bool if hasattr(m2, "dtype") else m2.data.dtype == bool
+    high = threshold_anomalies(hs.signals.Signal2D(-bad), anomalous="high")
+    np.testing.assert_array_equal(high.data, m2.data)
+    forced = threshold_anomalies(pcc, unimodality=False)
+    assert forced.data.sum() > 0
+
+
+def test_unimodality_test_small_cluster():
+    rng = np.random.default_rng(3)
+    x = np.r_[rng.normal(0, 1, 30000), rng.normal(-9, 0.5, 36)]
+    r = unimodality_test(x)
+    assert r["bimodal"] and r["valley_ratio"] < 0.5
+    assert not unimodality_test(rng.normal(size=30000))["bimodal"]
+    assert not unimodality_test(np.ones(100))["bimodal"]
+
+
+def test_detection_metrics_against_sklearn():
+    rng = np.random.default_rng(0)
+    truth = rng.random((30, 30)) < 0.1
+    scores = rng.normal(size=(30, 30)) - 2 * truth
+    mask = scores < -1.5
+    m = detection_metrics(mask, truth, scores, anomalous="low")
+    assert m["f1"] == pytest.approx(f1_score(truth.ravel(), mask.ravel()))
+    assert m["roc_auc"] == pytest.approx(roc_auc_score(truth.ravel(), -scores.ravel()))
+    assert m["pr_auc"] == pytest.approx(average_precision_score(truth.ravel(), -scores.ravel()))
+    p, r, t = precision_recall_curve(truth, scores, anomalous="low")
+    assert p[-1] == 1 and r[-1] == 0 and len(t) == len(p) - 1
+    with pytest.raises(ValueError, match="different sizes"):
+        detection_metrics(mask[:5], truth)
