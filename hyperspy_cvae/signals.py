@@ -108,7 +108,8 @@ class CVAEEELSSpectrum(EELSSpectrum):
                 raise ValueError(f"`mask` has shape {truth.shape}, expected the navigation shape in "
                                  f"array order {tuple(nav_shape)}.")
             truth = truth.astype(bool)
-        check_counts(self.data if not self._lazy else np.zeros(1), name="The signal")
+        if not self._lazy:
+            check_counts(self.data, name="The signal")
         shift_ch = dE / axis.scale
         ramp_ch = int(round(ramp / axis.scale))
         data = self.data
@@ -288,8 +289,6 @@ class CVAEEELSSpectrum(EELSSpectrum):
         >>> rec.data.shape
         (48, 48, 200)
         """
-        import dask
-        import dask.array as da
         from hyperspy.defaults_parser import preferences
 
         from .shards import map_shards

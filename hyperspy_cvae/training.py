@@ -278,6 +278,7 @@ class CVAE:
             _logger.warning("Negative counts found (%d values); they are clipped to 0 for the "
                             "cross-entropy normalisation.", int((X < 0).sum()))
         p, total = normalise_spectra(X)
+        counts32 = X.astype(np.float32, copy=False)  # once, not per batch
         if train_mask is None:
             weight = np.ones((ny, nx), np.float32)
         else:
@@ -330,7 +331,7 @@ class CVAE:
                 pos = pos[frac >= 0.5] if (frac >= 0.5).any() else pos[np.argsort(-frac)[:1]]
                 tot, tot_kl, nb = 0.0, 0.0, 0
                 for i in range(0, len(pos), int(self.batch_size)):
-                    pb, cb, wb = self._batch((p, X.astype(np.float32, copy=False), weight),
+                    pb, cb, wb = self._batch((p, counts32, weight),
                                              pos[i:i + int(self.batch_size)], rng)
                     with torch.autocast(self.device_.type, dtype=torch.bfloat16, enabled=use_amp):
                         loss, rec, kl = self._loss(model, pb, cb, wb)
@@ -350,7 +351,7 @@ class CVAE:
                     with torch.no_grad():
                         vt, vn = 0.0, 0
                         for i in range(0, len(val_pos), int(self.batch_size)):
-                            pb, cb, wb = self._batch((p, X.astype(np.float32, copy=False), weight),
+                            pb, cb, wb = self._batch((p, counts32, weight),
                                                      val_pos[i:i + int(self.batch_size)])
                             loss, _, _ = self._loss(model, pb, cb, wb, sample=False)
                             vt += float(loss) * len(pb)
