@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from .scoring import _as_array as _values
+
 __all__ = ["plot_score_histogram", "plot_method_comparison"]
-
-
-def _values(sig):
-    d = sig.data
-    return np.asarray(d.compute() if hasattr(d, "compute") else d)
 
 
 def plot_score_histogram(score, mask=None, truth=None, ax=None, bins=200):
