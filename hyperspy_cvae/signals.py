@@ -141,6 +141,7 @@ class CVAEEELSSpectrum(EELSSpectrum):
                 "n_clusters": None if mask is not None else int(n_clusters),
                 "cluster_size": None if mask is not None else int(cluster_size),
                 "n_pixels": int(truth.sum()), "method": "count-conserving sub-channel shift",
+                "ramp": float(ramp),
                 "mask": truth_sig}
         out.metadata.set_item("CVAE.injection", info)
         title = self.metadata.General.title or "Spectrum image"
@@ -345,37 +346,78 @@ class CVAEEELSSpectrum(EELSSpectrum):
         return out
 
     # -------------------------------------------------------------- anomalies
+    def _reconstruct_for_scoring(self, method, window, n_components, cvae, show_progressbar,
+                                 kwargs):
+        """(original, reconstruction) on the same energy axis, for ``method`` "pca" or "cvae"."""
+        from .baselines import pca_reconstruction
+
+        axis = energy_axis(self)
+        window_slice(axis, window)
+        check_map_signal(self, min_size=2, what="anomaly_map")
+        if method == "pca":
+            return self, pca_reconstruction(self, n_components, **kwargs)
+        if method != "cvae":
+            raise ValueError(f"`method` must be 'pca', 'cvae' or 'rx', got {method!r}.")
+        fit_kw = {k: kwargs.pop(k) for k in list(kwargs) if k in _FIT_KEYS}
+        if cvae is None:
+            cvae = getattr(self, "cvae", None)
+        if cvae is None:
+            if not fit_kw:
+                raise RuntimeError(
+                    "No fitted CVAE on this signal: call `s.fit_cvae(...)` first, pass `cvae=`, "
+                    "or pass fit_cvae arguments (e.g. `epochs=20, random_state=0`) to fit one now.")
+            if "signal_range" not in fit_kw:
+                lo = max(float(window[0]) - 20.0, float(axis.axis[0]))
+                hi = min(float(window[1]) + 20.0, float(axis.axis[-1] + axis.scale))
+                fit_kw["signal_range"] = (lo, hi)
+            cvae = self.fit_cvae(show_progressbar=show_progressbar, **fit_kw)
+        elif fit_kw:
+            raise ValueError(f"A fitted CVAE exists; fit arguments {sorted(fit_kw)} would be ignored. "
+                             "Call `s.fit_cvae(...)` to refit.")
+        rec = self.cvae_decomposition(cvae=cvae, show_progressbar=show_progressbar, **kwargs)
+        return self._crop_to_model(cvae), rec
+
     def anomaly_map(self, method="pca", window=(690.0, 730.0), n_components=3, threshold="otsu",
-                    score="pcc", cvae=None, show_progressbar=None, **kwargs):
+                    score="pcc", cvae=None, show_progressbar=None, max_shift=10.0, **kwargs):
         """Score every pixel and classify anomalies: returns ``(score_map, mask)``.
 
         Parameters
         ----------
-        method : {"pca", "cvae"}
+        method : {"pca", "cvae", "rx"}
             ``"pca"``: HyperSpy's ``decomposition()`` on a copy (``kwargs`` go to
             it, e.g. ``normalize_poissonian_noise=True``) and
             ``get_decomposition_model(n_components)``. ``"cvae"``: the fitted
             model (``s.cvae`` or ``cvae=``); if there is none and ``kwargs`` holds
             :meth:`fit_cvae` arguments (e.g. ``epochs=20``), one is fitted first
             on ``signal_range`` (default: the window ± 20 eV, clipped to the axis).
-            Remaining ``kwargs`` go to :meth:`cvae_decomposition`.
+            Remaining ``kwargs`` go to :meth:`cvae_decomposition`. ``"rx"``: the
+            Reed–Xiaoli detector on ``n_components`` PCA scores of the window
+            (:func:`hyperspy_cvae.baselines.rx_map`; it has its own statistic,
+            ``score`` is ignored).
         window : tuple of float
             Energy window in eV in which the score is computed.
         n_components : int
-            PCA components kept (``method="pca"``).
+            PCA components kept (``method="pca"`` or ``"rx"``).
         threshold : "otsu", float or None
             Classification (see :func:`hyperspy_cvae.scoring.threshold_anomalies`);
             None skips it and returns ``(score_map, None)``.
-        score : {"pcc"}
-            Per-pixel score: Pearson correlation of input and reconstruction in
-            the window (low = anomalous).
+        score : {"pcc", "deviance", "shift"}
+            Per-pixel score of the input against its reconstruction in the window:
+            ``"pcc"`` (default, the paper's): Pearson correlation, low = anomalous;
+            ``"deviance"``: Poisson deviance per channel, ≈ 1 for a good fit at
+            any dose, high = anomalous (does not flag pixels where the edge is weak
+            or absent); ``"shift"``: likelihood-ratio evidence for an energy shift
+            of the spectrum against its reconstruction, high = anomalous (the most
+            sensitive to small chemical shifts; see :meth:`shift_map`).
+        max_shift : float
+            Largest shift searched by ``score="shift"``, in eV.
         %s
 
         Returns
         -------
         score_map, mask : Signal2D, Signal2D of bool
             Calibrated like the navigation axes, with ``metadata.CVAE``
-            describing method, window and threshold. For a lazy signal the
+            describing method, window, score and threshold. For a lazy signal the
             score map is computed to threshold it (it is only ny × nx); with
             ``threshold=None`` it stays lazy.
 
@@ -386,52 +428,94 @@ class CVAEEELSSpectrum(EELSSpectrum):
         >>> pcc, mask = s.anomaly_map("pca", n_components=3)
         >>> pcc.metadata.CVAE.score.kind
         'pcc'
+        >>> z, mask = s.anomaly_map("pca", n_components=3, score="shift")
+        >>> z.metadata.CVAE.score.anomalous
+        'high'
         """
-        from .baselines import pca_reconstruction
-        from .scoring import pcc_map, threshold_anomalies
+        from .baselines import rx_map
+        from .scoring import SCORES, deviance_map, pcc_map, shift_score_map, threshold_anomalies
 
-        if score != "pcc":
-            raise ValueError(f"`score` must be 'pcc', got {score!r}.")
-        axis = energy_axis(self)
-        window_slice(axis, window)
-        check_map_signal(self, min_size=2, what="anomaly_map")
-        if method == "pca":
-            rec = pca_reconstruction(self, n_components, **kwargs)
-            original = self
-        elif method == "cvae":
-            fit_kw = {k: kwargs.pop(k) for k in list(kwargs) if k in _FIT_KEYS}
-            if cvae is None:
-                cvae = getattr(self, "cvae", None)
-            if cvae is None:
-                if not fit_kw:
-                    raise RuntimeError(
-                        "No fitted CVAE on this signal: call `s.fit_cvae(...)` first, pass `cvae=`, "
-                        "or pass fit_cvae arguments (e.g. `epochs=20, random_state=0`) to fit one now.")
-                if "signal_range" not in fit_kw:
-                    lo = max(float(window[0]) - 20.0, float(axis.axis[0]))
-                    hi = min(float(window[1]) + 20.0, float(axis.axis[-1] + axis.scale))
-                    fit_kw["signal_range"] = (lo, hi)
-                cvae = self.fit_cvae(show_progressbar=show_progressbar, **fit_kw)
-            elif fit_kw:
-                raise ValueError(f"A fitted CVAE exists; fit arguments {sorted(fit_kw)} would be ignored. "
-                                 "Call `s.fit_cvae(...)` to refit.")
-            rec = self.cvae_decomposition(cvae=cvae, show_progressbar=show_progressbar, **kwargs)
-            original = self._crop_to_model(cvae)
+        if score not in SCORES:
+            raise ValueError(f"`score` must be one of {SCORES}, got {score!r}.")
+        if method == "rx":
+            window_slice(energy_axis(self), window)
+            check_map_signal(self, min_size=2, what="anomaly_map")
+            smap = rx_map(self, window, n_components=n_components, **kwargs)
+            label = smap.metadata.CVAE.score.method
         else:
-            raise ValueError(f"`method` must be 'pca' or 'cvae', got {method!r}.")
-        pcc = pcc_map(original, rec, window)
+            original, rec = self._reconstruct_for_scoring(method, window, n_components, cvae,
+                                                          show_progressbar, kwargs)
+            if score == "pcc":
+                smap = pcc_map(original, rec, window)
+            elif score == "deviance":
+                smap = deviance_map(original, rec, window)
+            else:
+                smap = shift_score_map(original, rec, window, max_shift=max_shift)
+            label = rec.metadata.CVAE.reconstruction.method
         if threshold is None:
-            return pcc, None
-        if pcc._lazy:
-            pcc.compute(show_progressbar=False)
-        mask = threshold_anomalies(pcc, threshold)
-        method_label = rec.metadata.CVAE.reconstruction.method
-        for sig in (pcc, mask):
-            sig.metadata.set_item("CVAE.method", method_label)
+            return smap, None
+        if smap._lazy:
+            smap.compute(show_progressbar=False)
+        mask = threshold_anomalies(smap, threshold)
+        for sig in (smap, mask):
+            sig.metadata.set_item("CVAE.method", label)
             sig.metadata.set_item("CVAE.source", self.metadata.General.title)
-        return pcc, mask
+        return smap, mask
 
     anomaly_map.__doc__ %= SHOW_PROGRESSBAR_ARG
+
+    def shift_map(self, window=(690.0, 730.0), method="cvae", n_components=3, cvae=None,
+                  max_shift=10.0, return_uncertainty=False, show_progressbar=None, **kwargs):
+        """Map of the edge's energy shift (eV) in every pixel, against the reconstruction.
+
+        For each pixel, the maximum-likelihood shift of its spectrum inside
+        ``window`` relative to its own reconstruction (the bulk the model
+        expects there): Poisson likelihood with the intensity profiled out,
+        sub-channel (linear interpolation), with a 1σ uncertainty from the
+        curvature of the likelihood (:func:`hyperspy_cvae.scoring.estimate_shift`).
+        Positive = the edge moved to higher energy loss (e.g. oxidation of Fe).
+        The per-pixel energy jitter of the spectrometer appears in the map as
+        noise of its own size.
+
+        Parameters
+        ----------
+        window : tuple of float
+            Energy window in eV (e.g. Fe L2,3 690–730 eV).
+        method : {"cvae", "pca"}
+            Reconstruction used as the reference, as in :meth:`anomaly_map`.
+        n_components : int
+            PCA components (``method="pca"``).
+        cvae : hyperspy_cvae.CVAE, optional
+            Fitted model (default ``s.cvae``; fit arguments in ``kwargs`` fit one).
+        max_shift : float
+            Largest shift searched, in eV.
+        return_uncertainty : bool
+            Also return the 1σ uncertainty map.
+        %s
+
+        Returns
+        -------
+        Signal2D (or a tuple ``(shift, sigma)``)
+            Shift in eV, calibrated like the navigation axes (lazy for a lazy
+            signal), with ``metadata.CVAE.score`` describing the window.
+
+        Examples
+        --------
+        >>> from hyperspy_cvae.data import bifeo3_si
+        >>> s = bifeo3_si((64, 64), random_state=0)
+        >>> bad, truth = s.inject_shift(1.5, n_clusters=1, random_state=1, return_mask=True)
+        >>> dE = bad.shift_map(method="pca", n_components=3)
+        >>> round(float(dE.data[truth.data].mean()), 1)
+        1.5
+        """
+        from .scoring import shift_map as _shift_map
+
+        original, rec = self._reconstruct_for_scoring(method, window, n_components, cvae,
+                                                      show_progressbar, kwargs)
+        shift, sigma = _shift_map(original, rec, window, max_shift=max_shift)
+        return (shift, sigma) if return_uncertainty else shift
+
+    shift_map.__doc__ %= SHOW_PROGRESSBAR_ARG
 
 
 def _compute_eager(recon, latents, show_progressbar):

@@ -1,0 +1,50 @@
+"""The benchmark's quick mode, as CI runs it: files exist, parse, and the CVAE beats PCA(3)."""
+
+import csv
+
+import numpy as np
+import pytest
+
+from hyperspy_cvae import benchmark
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("bench")
+    assert benchmark.main(["--quick", "--out", str(out)]) == 0
+    return out
+
+
+def test_quick_outputs_exist_and_parse(quick_run):
+    rows = benchmark.read_metrics(quick_run / "metrics.csv")
+    with open(quick_run / "metrics.csv", newline="") as fh:
+        assert next(csv.reader(fh)) == benchmark.COLUMNS
+    methods = {r["method"] for r in rows}
+    for m in ("cvae_self_pcc", "cvae_self_deviance", "cvae_self_shift", "cvae_clean_pcc", "pca3_pcc",
+              "pca4p_pcc", "pca5_deviance", "pca3p_shift", "rx", "oracle", "pcc_oracle"):
+        assert m in methods
+    assert {r["case"] for r in rows} == {"null", "patches6"}
+    for r in rows:
+        assert 0.0 <= r["f1"] <= 1.0 and r["n_flagged"] >= 0
+        if r["case"] != "null":
+            assert 0.0 <= r["roc_auc"] <= 1.0 and 0.0 <= r["pr_auc"] <= 1.0
+    for name in ("summary.md", "f1_auc_vs_shift.png", "pcc_histograms.png", "score_maps.png",
+                 "pr_curves.png", "latent_similarity.png", "shift_map.png", "shift_error.csv",
+                 "denoising.csv", "speed.csv"):
+        assert (quick_run / name).stat().st_size > 0, name
+    summary = (quick_run / "summary.md").read_text()
+    assert "Targets" in summary and "published" in summary.lower()
+
+
+def test_quick_cvae_beats_pca3_at_4ev(quick_run):
+    rows = benchmark.read_metrics(quick_run / "metrics.csv")
+
+    def auc(method):
+        v = [r["roc_auc"] for r in rows if r["method"] == method and r["case"] == "patches6"
+             and np.isclose(r["dE"], 4.0)]
+        assert len(v) == 1
+        return v[0]
+
+    cvae = max(auc(f"cvae_self_{s}") for s in benchmark.SCORES)
+    assert cvae > auc("pca3_pcc")
+    assert auc("cvae_self_pcc") > auc("pca3_pcc")
