@@ -388,6 +388,7 @@ def _write_figures(out, rows, shift_rows, figures):
 
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     from .plotting import plot_method_comparison, plot_score_histogram
     from .scoring import precision_recall_curve
@@ -410,6 +411,7 @@ def _write_figures(out, rows, shift_rows, figures):
                 ax.set_xscale("log")
                 ax.set_xticks(shifts)
                 ax.set_xticklabels([f"{d:g}" for d in shifts])
+                ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
                 ax.set_xlabel("injected shift ΔE (eV)")
                 ax.set_ylabel("F1 at Otsu" if key == "f1" else "ROC-AUC")
                 ax.set_title(f"{case} ({'≈0.6' if case == 'patches6' else '≈2.3'} % anomalous), "
