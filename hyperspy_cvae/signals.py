@@ -10,6 +10,7 @@ from exspy.signals import EELSSpectrum, LazyEELSSpectrum
 from hyperspy.docstrings.signal import SHOW_PROGRESSBAR_ARG
 
 from ._validation import check_counts, check_map_signal, energy_axis, window_slice
+from ._version import __version__
 from .inject import cluster_mask, shift_window
 
 __all__ = ["CVAEEELSSpectrum", "LazyCVAEEELSSpectrum", "to_cvae"]
@@ -31,6 +32,18 @@ def _nav_map(signal, data, title):
     out = Signal2D(np.asarray(data), axes=axes)
     out.metadata.General.title = title
     return out
+
+
+def _latent_info(signal, stride, shard_size, cvae):
+    """``metadata.CVAE.latent`` of a latent map: where its shards sit on the pixel grid."""
+    ax_x, ax_y = signal.axes_manager.navigation_axes[:2]
+    grid = {key: {"size": int(ax.size), "scale": float(ax.scale), "offset": float(ax.offset),
+                  "units": str(ax.units), "name": str(ax.name)} for key, ax in (("y", ax_y), ("x", ax_x))}
+    sr = getattr(cvae, "signal_range_", None)
+    return {"shard_size": int(shard_size), "stride": int(stride), "pixel_grid": grid,
+            "signal_range": [float(v) for v in sr] if sr else None,
+            "model_checksum": cvae.checksum(), "checkpoint": getattr(cvae, "checkpoint_path_", None) or "",
+            "package_version": __version__, "source": signal.metadata.General.title}
 
 
 class CVAEEELSSpectrum(EELSSpectrum):
@@ -220,7 +233,8 @@ class CVAEEELSSpectrum(EELSSpectrum):
         self.cvae = cvae
         self.metadata.set_item("CVAE.model", {"checksum": cvae.checksum(), "signal_range": list(sr),
                                               "latent_dim": int(latent_dim), "beta": float(beta),
-                                              "fit_seconds": float(cvae.fit_seconds_)})
+                                              "fit_seconds": float(cvae.fit_seconds_),
+                                              "package_version": __version__})
         return cvae
 
     fit_cvae.__doc__ %= SHOW_PROGRESSBAR_ARG
@@ -320,16 +334,17 @@ class CVAEEELSSpectrum(EELSSpectrum):
         rec.metadata.set_item("CVAE.reconstruction", {
             "method": "CVAE", "stride": stride, "shard_size": s_size,
             "signal_range": list(cvae.signal_range_) if getattr(cvae, "signal_range_", None) else None,
-            "model_checksum": cvae.checksum(), "latent": "mean"})
+            "model_checksum": cvae.checksum(), "latent": "mean",
+            "checkpoint": getattr(cvae, "checkpoint_path_", None) or "", "package_version": __version__})
         lat = latents.transpose(2, 0, 1) if not isinstance(latents, np.ndarray) else np.moveaxis(latents, 2, 0)
-        self.cvae_results = {"latent_map": self._latent_signal(lat, grid, stride, s_size),
+        self.cvae_results = {"latent_map": self._latent_signal(lat, grid, stride, s_size, cvae),
                              "pos_y": grid["pos_y"], "pos_x": grid["pos_x"], "stride": stride,
                              "shard_size": s_size}
         return rec
 
     cvae_decomposition.__doc__ %= SHOW_PROGRESSBAR_ARG
 
-    def _latent_signal(self, lat, grid, stride, shard_size):
+    def _latent_signal(self, lat, grid, stride, shard_size, cvae):
         from hyperspy.signals import Signal2D
 
         ax_x, ax_y = self.axes_manager.navigation_axes[:2]
@@ -342,6 +357,7 @@ class CVAEEELSSpectrum(EELSSpectrum):
         if not isinstance(lat, np.ndarray):
             out = out.as_lazy() if not out._lazy else out
         out.metadata.General.title = "CVAE latent means (shard centres)"
+        out.metadata.set_item("CVAE.latent", _latent_info(self, stride, shard_size, cvae))
         return out
 
     # -------------------------------------------------------------- anomalies
