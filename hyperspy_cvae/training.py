@@ -538,6 +538,7 @@ class CVAE:
         ax.plot(ep, self.history_["train_loss"], label="train")
         if np.isfinite(self.history_["val_loss"]).any():
             ax.plot(ep, self.history_["val_loss"], label="validation")
+        ax.ticklabel_format(axis="y", useOffset=False)
         ax.set_xlabel("epoch")
         ax.set_ylabel(f"loss ({self.loss} + β·KL) per shard")
         ax.legend()
