@@ -493,9 +493,8 @@ def plot_latent_maps(latent_map, n=8, axes=None, path=None):
     ext = [ax_x.axis[0] - ax_x.scale / 2, ax_x.axis[-1] + ax_x.scale / 2,
            ax_y.axis[-1] + ax_y.scale / 2, ax_y.axis[0] - ax_y.scale / 2]
     for a, i in zip(axs.ravel(), order):
-        im = a.imshow(lat[i], cmap="RdBu_r", extent=ext, interpolation="nearest",
-                      vmin=-np.abs(lat[i]).max(), vmax=np.abs(lat[i]).max())
-        a.set_title(f"latent {i} (std {lat[i].std():.2f})", fontsize=8)
+        im = a.imshow(lat[i], cmap="viridis", extent=ext, interpolation="nearest")
+        a.set_title(f"latent {i} (std {lat[i].std():.2g})", fontsize=8)
         a.tick_params(labelsize=6)
         plt.colorbar(im, ax=a, fraction=0.046)
     for a in axs.ravel()[len(order):]:
@@ -507,7 +506,7 @@ def plot_latent_maps(latent_map, n=8, axes=None, path=None):
     return fig
 
 
-def plot_phase_map(labels, centres=None, axes=None, path=None):
+def plot_phase_map(labels, centres=None, signal=None, axes=None, path=None):
     """Latent phase map and the decoded cluster-centre spectra, in matching colours.
 
     Parameters
@@ -517,6 +516,10 @@ def plot_phase_map(labels, centres=None, axes=None, path=None):
     centres : Signal1D, optional
         Decoded centres (:func:`hyperspy_cvae.latent.decode_latent`), one
         spectrum per cluster.
+    signal : hyperspy Signal1D, optional
+        The spectrum image: the measured mean spectrum of each phase is drawn
+        (dashed) next to its decoded centre, a check of what the decoder
+        learnt.
 
     Returns
     -------
@@ -550,6 +553,12 @@ def plot_phase_map(labels, centres=None, axes=None, path=None):
         for i, spec in enumerate(data):
             frac = float((lab == i).mean())
             axes[1].plot(e.axis, spec, color=colours[i], lw=1.4, label=f"cluster {i} ({frac:.0%} of pixels)")
+            if signal is not None and (lab == i).any():
+                sub = signal.isig[float(e.axis[0]):float(e.axis[-1] + e.scale)]
+                d = sub.data[lab == i]
+                d = np.asarray(d.compute() if hasattr(d, "compute") else d).mean(0)
+                axes[1].plot(sub.axes_manager.signal_axes[0].axis, d, color=colours[i], lw=0.8, ls="--",
+                             label=f"cluster {i}, measured mean")
         axes[1].set_xlabel(f"{e.name} ({e.units})")
         axes[1].set_ylabel(str(centres.metadata.get_item("Signal.quantity", "Intensity")))
         axes[1].set_title("Decoded cluster centres", fontsize=9)

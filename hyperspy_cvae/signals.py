@@ -507,18 +507,20 @@ class CVAEEELSSpectrum(EELSSpectrum):
                                "or pass `cvae=`.")
         return cvae
 
-    def _latent_map_for(self, cvae, show_progressbar=None):
-        """The latent map of ``cvae`` on this signal (computed if missing or stale)."""
+    def _latent_map_for(self, cvae, show_progressbar=None, stride=None):
+        """The latent map of ``cvae`` on this signal (computed if missing, stale or of
+        another stride)."""
         res = getattr(self, "cvae_results", None)
         lm = res.get("latent_map") if res else None
-        if lm is None or lm.metadata.get_item("CVAE.latent.model_checksum") != cvae.checksum():
-            self.cvae_decomposition(cvae=cvae, show_progressbar=show_progressbar)
+        if (lm is None or lm.metadata.get_item("CVAE.latent.model_checksum") != cvae.checksum()
+                or (stride is not None and lm.metadata.get_item("CVAE.latent.stride") != int(stride))):
+            self.cvae_decomposition(cvae=cvae, stride=stride, show_progressbar=show_progressbar)
             lm = self.cvae_results["latent_map"]
         if lm._lazy:
             lm.compute(show_progressbar=False)
         return lm
 
-    def latent_mahalanobis(self, bulk_mask=None, robust=True, on="pixels", cvae=None,
+    def latent_mahalanobis(self, bulk_mask=None, robust=True, on="pixels", cvae=None, stride=None,
                            show_progressbar=None):
         """Latent anomaly map: distance of each shard's latent mean from the bulk.
 
@@ -541,6 +543,10 @@ class CVAEEELSSpectrum(EELSSpectrum):
             Interpolated onto the pixel grid (default) or on the shard grid.
         cvae : hyperspy_cvae.CVAE, optional
             Model (default ``s.cvae``).
+        stride : int, optional
+            Shard stride of the latent map (a divisor of the shard size);
+            smaller = finer map, slower. Default: the existing latent map, or
+            half a shard.
         %s
 
         Returns
@@ -563,7 +569,7 @@ class CVAEEELSSpectrum(EELSSpectrum):
         from .latent import latent_mahalanobis
 
         cvae = self._results_model(cvae)
-        lm = self._latent_map_for(cvae, show_progressbar)
+        lm = self._latent_map_for(cvae, show_progressbar, stride)
         out = latent_mahalanobis(lm, bulk_mask=bulk_mask, robust=robust, on=on, navigation=self)
         out.metadata.set_item("CVAE.source", self.metadata.General.title)
         return out
@@ -571,7 +577,7 @@ class CVAEEELSSpectrum(EELSSpectrum):
     latent_mahalanobis.__doc__ %= SHOW_PROGRESSBAR_ARG
 
     def cvae_phase_map(self, n_clusters=None, method="kmeans", k_range=(2, 8), random_state=0,
-                       on="pixels", cvae=None, show_progressbar=None):
+                       on="pixels", cvae=None, stride=None, show_progressbar=None):
         """Phase map from the latent space: clusters of shard latent means.
 
         k-means (or a Gaussian mixture) on the latent means of the shards,
@@ -593,6 +599,8 @@ class CVAEEELSSpectrum(EELSSpectrum):
             Labels on the pixel grid (default; nearest shard centre) or the
             shard grid.
         cvae : hyperspy_cvae.CVAE, optional
+        stride : int, optional
+            Shard stride of the latent map (see :meth:`latent_mahalanobis`).
         %s
 
         Returns
@@ -616,7 +624,7 @@ class CVAEEELSSpectrum(EELSSpectrum):
         from .latent import decode_latent, latent_phase_map
 
         cvae = self._results_model(cvae)
-        lm = self._latent_map_for(cvae, show_progressbar)
+        lm = self._latent_map_for(cvae, show_progressbar, stride)
         labels, z = latent_phase_map(lm, n_clusters, method=method, k_range=k_range,
                                      random_state=random_state, on=on, navigation=self)
         counts = self._crop_to_model(cvae).data.sum(-1).mean()
