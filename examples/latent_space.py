@@ -44,7 +44,7 @@ def main(argv=None):
     args = ap.parse_args(argv)
     out = pathlib.Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    size, epochs = (64, 8) if args.quick else (128, 20)
+    size, epochs = (64, 6) if args.quick else (128, 20)
     cube = dict(offset=600.0, size=600)
     fit = dict(signal_range=(660.0, 760.0), epochs=epochs, random_state=0)
 

@@ -561,7 +561,7 @@ def plot_phase_map(labels, centres=None, signal=None, axes=None, path=None):
                              label=f"cluster {i}, measured mean")
         axes[1].set_xlabel(f"{e.name} ({e.units})")
         axes[1].set_ylabel(str(centres.metadata.get_item("Signal.quantity", "Intensity")))
-        axes[1].set_title("Decoded cluster centres", fontsize=9)
+        axes[1].set_title("Decoded cluster centres" + (" (solid) and measured means (dashed)" if signal is not None else ""), fontsize=9)
         axes[1].legend(fontsize=7, frameon=False)
     fig.tight_layout()
     if path is not None:

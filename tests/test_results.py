@@ -286,3 +286,23 @@ def test_saved_model_reapplied_to_new_acquisition(run, tmp_path):
     other = bifeo3_si((48, 48), offset=640.0, scale=0.25, size=400, random_state=7)
     with pytest.raises(ValueError, match="eV/channel"):
         other.load_cvae(path)
+
+
+def test_docstring_examples_of_plain_functions():
+    """The numpydoc Examples of the array-level helpers run as written."""
+    import doctest
+
+    import hyperspy_cvae.denoising as den
+    import hyperspy_cvae.latent as lat
+    import hyperspy_cvae.plotting as plo
+
+    funcs = [lat.shard_to_pixels, lat.mahalanobis_distances, lat.cluster_latents, den.denoising_mse,
+             plo.example_pixels, plo.plot_score_map]
+    for f in funcs:
+        finder = doctest.DocTestFinder(recurse=False)
+        runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS)
+        import sys
+
+        for test in finder.find(f, globs=dict(vars(sys.modules[f.__module__]))):
+            runner.run(test)
+        assert runner.tries > 0 and runner.failures == 0, f.__name__
