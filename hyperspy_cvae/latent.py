@@ -79,17 +79,27 @@ def latent_pair_similarity(cvae, clean, anomalous, n_pairs=64, truth=None, rando
     return na @ nb.T, pos
 
 
-def plot_latent_similarity(similarity, ax=None, title="Latent cosine similarity"):
-    """Heatmap of a :func:`latent_pair_similarity` matrix; returns the axes."""
+def plot_latent_similarity(similarity, ax=None, title="Latent cosine similarity", vmin="auto"):
+    """Heatmap of a :func:`latent_pair_similarity` matrix; returns the axes.
+
+    ``vmin="auto"`` uses -1 unless every entry is positive, in which case the
+    colour scale starts at the smallest entry: when all latent means point the
+    same way (e.g. a common offset) the contrast between pairs stays visible.
+    The title gives the mean of the diagonal (twins) and off the diagonal.
+    """
     import matplotlib.pyplot as plt
 
     if ax is None:
         _, ax = plt.subplots(figsize=(4.5, 4))
-    im = ax.imshow(similarity, vmin=-1, vmax=1, cmap="RdBu_r")
+    sim = np.asarray(similarity)
+    if vmin == "auto":
+        vmin = -1.0 if sim.min() <= 0 else float(sim.min())
+    im = ax.imshow(sim, vmin=vmin, vmax=1, cmap="RdBu_r" if vmin < 0 else "viridis")
     ax.set_xlabel("anomalous shard")
     ax.set_ylabel("clean shard")
-    diag = float(np.mean(np.diag(similarity)))
-    ax.set_title(f"{title}\nmean diagonal {diag:.3f}")
+    diag = float(np.mean(np.diag(sim)))
+    off = float(sim[~np.eye(len(sim), dtype=bool)].mean()) if len(sim) > 1 else float("nan")
+    ax.set_title(f"{title}\nmean diagonal {diag:.4f}, off-diagonal {off:.4f}", fontsize=9)
     plt.colorbar(im, ax=ax, fraction=0.046)
     return ax
 
