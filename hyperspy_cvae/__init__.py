@@ -8,7 +8,10 @@ A HyperSpy extension: ``s.set_signal_type("CVAE_EELS")`` gives a
 from ._version import __version__
 from .signals import CVAEEELSSpectrum, LazyCVAEEELSSpectrum, to_cvae
 from .training import CVAE
-from .latent import latent_pair_similarity
+from .latent import latent_mahalanobis, latent_pair_similarity, latent_phase_map
+from .denoising import denoising_mse
+from .plotting import plot_comparison
 
 __all__ = ["__version__", "CVAEEELSSpectrum", "LazyCVAEEELSSpectrum", "to_cvae", "CVAE",
-           "latent_pair_similarity"]
+           "latent_pair_similarity", "latent_mahalanobis", "latent_phase_map", "denoising_mse",
+           "plot_comparison"]

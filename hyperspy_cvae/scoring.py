@@ -132,7 +132,21 @@ def pcc_map(original, reconstruction, window=(690.0, 730.0)):
     method = reconstruction.metadata.get_item("CVAE.reconstruction.method", "reconstruction")
     return _score_signal(original, r, kind="pcc", anomalous="low", window=window,
                          title=f"PCC {method} {window[0]:g}-{window[1]:g} eV",
-                         extra={"method": method})
+                         extra=_provenance(reconstruction))
+
+
+def _provenance(reconstruction):
+    """What produced a reconstruction (for score metadata): method, model, versions."""
+    from ._version import __version__
+
+    rmd = reconstruction.metadata.get_item("CVAE.reconstruction", None)
+    info = {"method": rmd.get_item("method", "reconstruction") if rmd is not None else "reconstruction",
+            "package_version": __version__}
+    if rmd is not None:
+        for key in ("model_checksum", "checkpoint", "n_components", "signal_range"):
+            if rmd.has_item(key) and rmd.get_item(key) is not None:
+                info[key] = rmd.get_item(key)
+    return info
 
 
 def _amplitude_matched(y, r, eps=1e-9):

@@ -10,6 +10,7 @@ from exspy.signals import EELSSpectrum, LazyEELSSpectrum
 from hyperspy.docstrings.signal import SHOW_PROGRESSBAR_ARG
 
 from ._validation import check_counts, check_map_signal, energy_axis, window_slice
+from ._version import __version__
 from .inject import cluster_mask, shift_window
 
 __all__ = ["CVAEEELSSpectrum", "LazyCVAEEELSSpectrum", "to_cvae"]
@@ -31,6 +32,18 @@ def _nav_map(signal, data, title):
     out = Signal2D(np.asarray(data), axes=axes)
     out.metadata.General.title = title
     return out
+
+
+def _latent_info(signal, stride, shard_size, cvae):
+    """``metadata.CVAE.latent`` of a latent map: where its shards sit on the pixel grid."""
+    ax_x, ax_y = signal.axes_manager.navigation_axes[:2]
+    grid = {key: {"size": int(ax.size), "scale": float(ax.scale), "offset": float(ax.offset),
+                  "units": str(ax.units), "name": str(ax.name)} for key, ax in (("y", ax_y), ("x", ax_x))}
+    sr = getattr(cvae, "signal_range_", None)
+    return {"shard_size": int(shard_size), "stride": int(stride), "pixel_grid": grid,
+            "signal_range": [float(v) for v in sr] if sr else None,
+            "model_checksum": cvae.checksum(), "checkpoint": getattr(cvae, "checkpoint_path_", None) or "",
+            "package_version": __version__, "source": signal.metadata.General.title}
 
 
 class CVAEEELSSpectrum(EELSSpectrum):
@@ -221,7 +234,8 @@ class CVAEEELSSpectrum(EELSSpectrum):
         self.cvae = cvae
         self.metadata.set_item("CVAE.model", {"checksum": cvae.checksum(), "signal_range": list(sr),
                                               "latent_dim": int(latent_dim), "beta": float(beta),
-                                              "fit_seconds": float(cvae.fit_seconds_)})
+                                              "fit_seconds": float(cvae.fit_seconds_),
+                                              "package_version": __version__})
         return cvae
 
     fit_cvae.__doc__ %= SHOW_PROGRESSBAR_ARG
@@ -321,16 +335,17 @@ class CVAEEELSSpectrum(EELSSpectrum):
         rec.metadata.set_item("CVAE.reconstruction", {
             "method": "CVAE", "stride": stride, "shard_size": s_size,
             "signal_range": list(cvae.signal_range_) if getattr(cvae, "signal_range_", None) else None,
-            "model_checksum": cvae.checksum(), "latent": "mean"})
+            "model_checksum": cvae.checksum(), "latent": "mean",
+            "checkpoint": getattr(cvae, "checkpoint_path_", None) or "", "package_version": __version__})
         lat = latents.transpose(2, 0, 1) if not isinstance(latents, np.ndarray) else np.moveaxis(latents, 2, 0)
-        self.cvae_results = {"latent_map": self._latent_signal(lat, grid, stride, s_size),
+        self.cvae_results = {"latent_map": self._latent_signal(lat, grid, stride, s_size, cvae),
                              "pos_y": grid["pos_y"], "pos_x": grid["pos_x"], "stride": stride,
                              "shard_size": s_size}
         return rec
 
     cvae_decomposition.__doc__ %= SHOW_PROGRESSBAR_ARG
 
-    def _latent_signal(self, lat, grid, stride, shard_size):
+    def _latent_signal(self, lat, grid, stride, shard_size, cvae):
         from hyperspy.signals import Signal2D
 
         ax_x, ax_y = self.axes_manager.navigation_axes[:2]
@@ -343,6 +358,7 @@ class CVAEEELSSpectrum(EELSSpectrum):
         if not isinstance(lat, np.ndarray):
             out = out.as_lazy() if not out._lazy else out
         out.metadata.General.title = "CVAE latent means (shard centres)"
+        out.metadata.set_item("CVAE.latent", _latent_info(self, stride, shard_size, cvae))
         return out
 
     # -------------------------------------------------------------- anomalies
@@ -516,6 +532,313 @@ class CVAEEELSSpectrum(EELSSpectrum):
         return (shift, sigma) if return_uncertainty else shift
 
     shift_map.__doc__ %= SHOW_PROGRESSBAR_ARG
+
+    # ------------------------------------------------- results, latent space, plots
+    # Thin wrappers over hyperspy_cvae.plotting and hyperspy_cvae.latent.
+    def load_cvae(self, path, device="auto"):
+        """Load a saved model and attach it to this signal (``s.cvae``).
+
+        Re-applies a model fitted on one acquisition to a new acquisition of
+        the same material: the checkpoint's energy axis is checked against this
+        signal's (same dispersion, channels aligned, range covered), then
+        ``anomaly_map("cvae")``, ``cvae_decomposition()``, ``latent_mahalanobis()``
+        and ``cvae_phase_map()`` use it. Results record the checkpoint path
+        and the weights' SHA-256 in ``metadata.CVAE``.
+
+        Parameters
+        ----------
+        path : str or pathlib.Path
+            File written by ``s.cvae.save(path)`` (:meth:`hyperspy_cvae.CVAE.save`).
+        device : str
+            ``"auto"`` (CUDA if available), ``"cpu"``, ``"cuda"``.
+
+        Returns
+        -------
+        hyperspy_cvae.CVAE
+            The loaded model, also stored as ``s.cvae``.
+
+        Examples
+        --------
+        >>> import os, tempfile
+        >>> from hyperspy_cvae.data import bifeo3_si
+        >>> s = bifeo3_si((48, 48), random_state=0)
+        >>> _ = s.fit_cvae(signal_range=(680., 740.), shard_size=16, epochs=1, show_progressbar=False)
+        >>> path = s.cvae.save(os.path.join(tempfile.mkdtemp(), "bfo.pt"))
+        >>> s2 = bifeo3_si((48, 48), random_state=5)          # a new acquisition
+        >>> _ = s2.load_cvae(path)
+        >>> pcc, mask = s2.anomaly_map("cvae", window=(690., 730.), show_progressbar=False)
+        >>> pcc.metadata.CVAE.score.checkpoint == path
+        True
+        """
+        from .training import CVAE
+
+        cvae = CVAE.load(path, device=device)
+        self._crop_to_model(cvae)  # raises if the energy axes do not match
+        check_map_signal(self, min_size=int(cvae.shard_size), what="load_cvae")
+        self.cvae = cvae
+        self.metadata.set_item("CVAE.model", {
+            "checksum": cvae.checksum(), "checkpoint": str(path),
+            "signal_range": list(cvae.signal_range_) if cvae.signal_range_ else None,
+            "latent_dim": int(cvae.latent_dim), "beta": float(cvae.beta),
+            "package_version": __version__,
+            "trained_with_package_version": str(getattr(cvae, "package_version_", "") or "")})
+        return cvae
+
+    def _results_model(self, cvae=None):
+        cvae = cvae if cvae is not None else getattr(self, "cvae", None)
+        if cvae is None:
+            raise RuntimeError("No fitted CVAE: call `s.fit_cvae(...)` or `s.load_cvae(path)` first, "
+                               "or pass `cvae=`.")
+        return cvae
+
+    def _latent_map_for(self, cvae, show_progressbar=None, stride=None):
+        """The latent map of ``cvae`` on this signal (computed if missing, stale or of
+        another stride)."""
+        res = getattr(self, "cvae_results", None)
+        lm = res.get("latent_map") if res else None
+        if (lm is None or lm.metadata.get_item("CVAE.latent.model_checksum") != cvae.checksum()
+                or (stride is not None and lm.metadata.get_item("CVAE.latent.stride") != int(stride))):
+            self.cvae_decomposition(cvae=cvae, stride=stride, show_progressbar=show_progressbar)
+            lm = self.cvae_results["latent_map"]
+        if lm._lazy:
+            lm.compute(show_progressbar=False)
+        return lm
+
+    def latent_mahalanobis(self, bulk_mask=None, robust=True, on="pixels", cvae=None, stride=None,
+                           show_progressbar=None):
+        """Latent anomaly map: distance of each shard's latent mean from the bulk.
+
+        A second anomaly map next to the PCC of :meth:`anomaly_map`: it needs
+        no reconstruction error, so it also sees subtle changes that the
+        decoder reproduces well (small edge shifts, fine-structure changes,
+        extended regions), at the resolution of the shard stride. See
+        :func:`hyperspy_cvae.latent.latent_mahalanobis` for the maths and when
+        it helps. Uses ``s.cvae_results["latent_map"]`` (running
+        :meth:`cvae_decomposition` first if needed).
+
+        Parameters
+        ----------
+        bulk_mask : Signal2D or array of bool, optional
+            Known bulk pixels (True = reference); default all shards, robustly
+            trimmed.
+        robust : bool
+            Trim outlying shards from the bulk estimate.
+        on : {"pixels", "shards"}
+            Interpolated onto the pixel grid (default) or on the shard grid.
+        cvae : hyperspy_cvae.CVAE, optional
+            Model (default ``s.cvae``).
+        stride : int, optional
+            Shard stride of the latent map (a divisor of the shard size);
+            smaller = finer map, slower. Default: the existing latent map, or
+            half a shard.
+        %s
+
+        Returns
+        -------
+        Signal2D
+            High = anomalous; ``metadata.CVAE.score.kind == "latent_mahalanobis"``.
+            Classify with :func:`hyperspy_cvae.scoring.threshold_anomalies`.
+
+        Examples
+        --------
+        >>> from hyperspy_cvae.data import bifeo3_si
+        >>> from hyperspy_cvae.scoring import threshold_anomalies
+        >>> s = bifeo3_si((48, 48), random_state=0).inject_shift(4.0, n_clusters=2, random_state=1)
+        >>> _ = s.fit_cvae(signal_range=(680., 740.), shard_size=16, epochs=1, show_progressbar=False)
+        >>> score = s.latent_mahalanobis(show_progressbar=False)
+        >>> mask = threshold_anomalies(score)
+        >>> score.axes_manager.signal_shape
+        (48, 48)
+        """
+        from .latent import latent_mahalanobis
+
+        cvae = self._results_model(cvae)
+        lm = self._latent_map_for(cvae, show_progressbar, stride)
+        out = latent_mahalanobis(lm, bulk_mask=bulk_mask, robust=robust, on=on, navigation=self)
+        out.metadata.set_item("CVAE.source", self.metadata.General.title)
+        return out
+
+    latent_mahalanobis.__doc__ %= SHOW_PROGRESSBAR_ARG
+
+    def cvae_phase_map(self, n_clusters=None, method="kmeans", k_range=(2, 8), random_state=0,
+                       on="pixels", cvae=None, stride=None, show_progressbar=None):
+        """Phase map from the latent space: clusters of shard latent means.
+
+        k-means (or a Gaussian mixture) on the latent means of the shards,
+        the number of clusters chosen by the silhouette score unless given
+        (K = 1 when no K in ``k_range`` reaches 0.25: no clear phases). The
+        cluster centres are decoded back to spectra, so each phase comes with
+        its representative spectrum. See
+        :func:`hyperspy_cvae.latent.latent_phase_map`.
+
+        Parameters
+        ----------
+        n_clusters : int, optional
+            Number of phases; None chooses it by silhouette in ``k_range``.
+        method : {"kmeans", "gmm"}
+        k_range : tuple of int
+            Inclusive range of K tried.
+        random_state : int or None
+        on : {"pixels", "shards"}
+            Labels on the pixel grid (default; nearest shard centre) or the
+            shard grid.
+        cvae : hyperspy_cvae.CVAE, optional
+        stride : int, optional
+            Shard stride of the latent map (see :meth:`latent_mahalanobis`).
+        %s
+
+        Returns
+        -------
+        labels : Signal2D of int
+            Phase label of each pixel (0 = largest phase), with
+            ``metadata.CVAE.phase_map`` (K, silhouettes, latent centres).
+        centres : Signal1D
+            Decoded cluster centres (one spectrum per phase) on the model's
+            energy axis, scaled to this signal's mean counts in that range.
+
+        Examples
+        --------
+        >>> from hyperspy_cvae.data import bifeo3_si
+        >>> s = bifeo3_si((48, 48), substrate_fraction=0.4, random_state=0)
+        >>> _ = s.fit_cvae(signal_range=(440., 740.), shard_size=16, epochs=2, show_progressbar=False)
+        >>> labels, centres = s.cvae_phase_map(n_clusters=2, show_progressbar=False)
+        >>> centres.axes_manager.navigation_shape, labels.data.shape
+        ((2,), (48, 48))
+        """
+        from .latent import decode_latent, latent_phase_map
+
+        cvae = self._results_model(cvae)
+        lm = self._latent_map_for(cvae, show_progressbar, stride)
+        labels, z = latent_phase_map(lm, n_clusters, method=method, k_range=k_range,
+                                     random_state=random_state, on=on, navigation=self)
+        counts = self._crop_to_model(cvae).data.sum(-1).mean()
+        counts = float(counts.compute() if hasattr(counts, "compute") else counts)
+        centres = decode_latent(cvae, z, counts=counts)
+        centres.metadata.General.title = f"Decoded phase centres ({self.metadata.General.title})"
+        labels.metadata.set_item("CVAE.source", self.metadata.General.title)
+        return labels, centres
+
+    cvae_phase_map.__doc__ %= SHOW_PROGRESSBAR_ARG
+
+    def _reconstruction_for(self, score):
+        """Rebuild the reconstruction a score map was computed from (CVAE or PCA)."""
+        from .baselines import pca_reconstruction
+
+        method = str(score.metadata.get_item("CVAE.score.method", "")
+                     or score.metadata.get_item("CVAE.method", ""))
+        if method.startswith("CVAE"):
+            return self.cvae_decomposition()
+        if method.startswith("PCA("):
+            k = int(method[4:].split(")")[0].split(",")[0])
+            kw = {"normalize_poissonian_noise": True} if "Poisson" in method else {}
+            return pca_reconstruction(self, k, **kw)
+        raise ValueError(f"Cannot tell which reconstruction produced this score map (method "
+                         f"{method!r}); pass `reconstruction=`.")
+
+    def plot_anomaly_results(self, score, mask=None, truth=None, reconstruction=None, path=None):
+        """Plot one method's anomaly results: map, histogram, example spectra.
+
+        Left: the score map (e.g. PCC) with flagged pixels outlined — with
+        ``truth``, detected anomalies in white, missed ones in red and false
+        alarms in orange. Middle: the score histogram on a log scale with the
+        Otsu threshold and the unimodality verdict. Right: a normal and the
+        most anomalous spectrum with their reconstructions in the scoring
+        window (shaded).
+
+        Parameters
+        ----------
+        score, mask : Signal2D
+            From :meth:`anomaly_map`.
+        truth : Signal2D or array of bool, optional
+            True anomalies (e.g. ``inject_shift(..., return_mask=True)``).
+        reconstruction : hyperspy Signal1D, optional
+            The reconstruction that was scored; default: rebuilt from the
+            method recorded in ``score.metadata`` (``s.cvae_decomposition()`` or
+            PCA with the same number of components).
+        path : str, optional
+            Also save the figure (PNG).
+
+        Returns
+        -------
+        matplotlib.figure.Figure
+
+        Examples
+        --------
+        >>> import matplotlib
+        >>> matplotlib.use("Agg")
+        >>> from hyperspy_cvae.data import bifeo3_si
+        >>> s = bifeo3_si((48, 48), random_state=0)
+        >>> bad, truth = s.inject_shift(4.0, n_clusters=2, random_state=1, return_mask=True)
+        >>> pcc, mask = bad.anomaly_map("pca", n_components=3)
+        >>> fig = bad.plot_anomaly_results(pcc, mask, truth)
+        """
+        from .plotting import plot_anomaly_results
+
+        rec = reconstruction if reconstruction is not None else self._reconstruction_for(score)
+        return plot_anomaly_results(self, rec, score, mask, truth, path=path)
+
+    def plot_reconstruction(self, reconstruction=None, navigator=None, color="red", **kwargs):
+        """Interactive: browse the spectra with their reconstruction overlaid.
+
+        Plots this signal (cropped to the reconstruction's energy range) with
+        HyperSpy's ``plot()``; the reconstruction is drawn as a second line
+        that follows the navigation. Pass the PCC map as ``navigator`` to
+        navigate by score: clicking a dark (low-PCC) pixel shows the spectrum
+        that the model could not reproduce.
+
+        Parameters
+        ----------
+        reconstruction : hyperspy Signal1D, optional
+            Default: ``s.cvae_decomposition()``.
+        navigator : Signal2D, optional
+            E.g. the score map from :meth:`anomaly_map` (any signal HyperSpy
+            accepts as a navigator).
+        color : str
+            Colour of the reconstruction line.
+        **kwargs
+            Passed to ``plot()``.
+
+        Returns
+        -------
+        hyperspy signal
+            The plotted (cropped) signal; ``.plot`` state lives there.
+
+        Examples
+        --------
+        >>> from hyperspy_cvae.data import bifeo3_si
+        >>> import matplotlib
+        >>> matplotlib.use("Agg")
+        >>> s = bifeo3_si((48, 48), random_state=0)
+        >>> pcc, _ = s.anomaly_map("pca", n_components=3)
+        >>> from hyperspy_cvae.baselines import pca_reconstruction
+        >>> shown = s.plot_reconstruction(pca_reconstruction(s, 3), navigator=pcc)
+        """
+        from hyperspy.drawing.signal1d import Signal1DLine
+
+        rec = reconstruction if reconstruction is not None else self.cvae_decomposition()
+        er = energy_axis(rec)
+        ea = energy_axis(self)
+        i0 = int(round((er.offset - ea.offset) / ea.scale))
+        shown = self.isig[i0:i0 + er.size] if (i0, er.size) != (0, ea.size) else self
+        if shown.axes_manager.navigation_shape != rec.axes_manager.navigation_shape:
+            raise ValueError("The reconstruction's navigation shape differs from the signal's.")
+
+        def _rec_data(axes_manager=None):
+            d = rec.data[tuple(axes_manager.indices[::-1])]
+            return np.asarray(d.compute() if hasattr(d, "compute") else d)
+
+        if navigator is not None:
+            kwargs["navigator"] = navigator
+        shown.plot(**kwargs)
+        line = Signal1DLine()
+        line.data_function = _rec_data
+        line.set_line_properties(color=color, type="line")
+        shown._plot.signal_plot.add_line(line)
+        line.plot()
+        shown._plot.signal_plot.ax.set_title(
+            f"{self.metadata.General.title} (black) and "
+            f"{rec.metadata.get_item('CVAE.reconstruction.method', 'reconstruction')} ({color})", fontsize=9)
+        return shown
 
 
 def _compute_eager(recon, latents, show_progressbar):

@@ -463,6 +463,7 @@ class CVAE:
         with ``torch.load(weights_only=True)`` (no code is executed).
         """
         torch.save(self._checkpoint_dict(), path)
+        self.checkpoint_path_ = str(path)
         return path
 
     def checksum(self) -> str:
@@ -517,6 +518,7 @@ class CVAE:
         obj.history_ = meta["history"]
         obj.signal_range_ = meta.get("signal_range")
         obj.package_version_ = meta.get("package_version")
+        obj.checkpoint_path_ = str(path)
         obj.fit_seconds_ = obj.history_["seconds"][-1] if obj.history_.get("seconds") else 0.0
         return obj
 
@@ -536,6 +538,7 @@ class CVAE:
         ax.plot(ep, self.history_["train_loss"], label="train")
         if np.isfinite(self.history_["val_loss"]).any():
             ax.plot(ep, self.history_["val_loss"], label="validation")
+        ax.ticklabel_format(axis="y", useOffset=False)
         ax.set_xlabel("epoch")
         ax.set_ylabel(f"loss ({self.loss} + β·KL) per shard")
         ax.legend()

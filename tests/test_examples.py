@@ -21,3 +21,37 @@ def test_quickstart_quick(tmp_path):
         assert 0 <= f1 <= 1 and 0 <= auc <= 1
     cvae_auc = float(lines[0].split()[4])
     assert cvae_auc > 0.9
+
+
+def _run_example(name, out_dir):
+    res = subprocess.run([sys.executable, str(ROOT / "examples" / name), "--quick", "--out", str(out_dir)],
+                         capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    return res.stdout
+
+
+@pytest.mark.skipif(not (ROOT / "examples").exists(), reason="examples not in this checkout")
+def test_compare_with_pca_quick(tmp_path):
+    out = _run_example("compare_with_pca.py", tmp_path)
+    for name in ("compare.png", "denoising.png", "history.png"):
+        assert (tmp_path / name).stat().st_size > 10_000, name
+    assert (tmp_path / "bfo_cvae.pt").exists()
+    rows = {l.split()[0]: l.split() for l in out.splitlines() if l.startswith(("CVAE ", "PCA("))}
+    assert list(rows) == ["CVAE", "PCA(3)", "PCA(5)"]
+    assert float(rows["CVAE"][4]) > 0.9                       # ROC-AUC of the CVAE
+    mse = {l.split()[0]: float(l.split()[-2]) for l in out.splitlines() if l.startswith("  ")}
+    assert mse["PCA(3)"] < mse["raw"] and mse["CVAE"] < mse["raw"]  # both denoise
+    reapplied = next(l for l in out.splitlines() if l.startswith("re-applied"))
+    assert float(reapplied.split("ROC-AUC")[1]) > 0.9
+
+
+@pytest.mark.skipif(not (ROOT / "examples").exists(), reason="examples not in this checkout")
+def test_latent_space_quick(tmp_path):
+    out = _run_example("latent_space.py", tmp_path)
+    for name in ("latent_maps.png", "mahalanobis.png", "latent_similarity.png", "phase_map.png"):
+        assert (tmp_path / name).stat().st_size > 10_000, name
+    for name in ("pcc", "mask", "latent_mahalanobis", "latent_map", "phases", "phase_centres"):
+        assert (tmp_path / f"{name}.hspy").exists(), name
+    phase = next(l for l in out.splitlines() if l.startswith("phase map"))
+    assert float(phase.rsplit(" ", 1)[1].rstrip("%")) > 85      # substrate found
+    assert "reloaded pcc.hspy: method CVAE" in out
