@@ -19,7 +19,7 @@ _logger = logging.getLogger(__name__)
 
 _FIT_KEYS = ("signal_range", "train_mask", "latent_dim", "beta", "shard_size", "stride", "epochs",
              "batch_size", "learning_rate", "loss", "widths", "validation_fraction",
-             "early_stopping", "patience", "augment", "random_state")
+             "early_stopping", "patience", "augment", "random_state", "shards_per_epoch")
 
 
 def _nav_map(signal, data, title):

@@ -120,6 +120,13 @@ class CVAE:
         Seed for weight initialisation, shard sampling and the latent samples.
     show_progressbar : bool or None
         None follows ``hs.preferences.General.show_progressbar``.
+    shards_per_epoch : int, optional
+        Draw this many shards at uniformly random positions per epoch instead
+        of one randomly offset tiling (which gives only ``(ny/24)·(nx/24)``
+        shards, e.g. 64 on a 192 × 192 map, i.e. 8 optimiser steps per
+        epoch). More shards per epoch = more optimiser steps = a model that
+        uses its latent space (see ``benchmarks/NOTES.md``), at a proportional
+        cost in time.
 
     Examples
     --------
@@ -133,7 +140,8 @@ class CVAE:
     def __init__(self, latent_dim=48, beta=1.2, shard_size=24, stride=None, epochs=30,
                  batch_size=8, learning_rate=1e-3, loss="ce", widths=(8, 16, 32, 32),
                  validation_fraction=0.1, early_stopping=True, patience=6, augment=True,
-                 device="auto", random_state=None, show_progressbar=None):
+                 device="auto", random_state=None, show_progressbar=None, shards_per_epoch=None):
+        self.shards_per_epoch = shards_per_epoch
         self.latent_dim = latent_dim
         self.beta = beta
         self.shard_size = shard_size
@@ -154,7 +162,8 @@ class CVAE:
     # -- scikit-learn protocol -------------------------------------------------
     _param_names = ("latent_dim", "beta", "shard_size", "stride", "epochs", "batch_size",
                     "learning_rate", "loss", "widths", "validation_fraction", "early_stopping",
-                    "patience", "augment", "device", "random_state", "show_progressbar")
+                    "patience", "augment", "device", "random_state", "show_progressbar",
+                    "shards_per_epoch")
 
     def get_params(self, deep=True):
         """Constructor parameters as a dict (scikit-learn convention)."""
@@ -199,6 +208,11 @@ class CVAE:
     def _sample_positions(self, rng, y_range, nx):
         s = int(self.shard_size)
         y0, y1 = y_range
+        if self.shards_per_epoch:
+            n = int(self.shards_per_epoch)
+            ys = rng.integers(y0, max(y0, y1 - s) + 1, size=n)
+            xs = rng.integers(0, max(0, nx - s) + 1, size=n)
+            return np.stack([ys, xs], 1)
         if self.stride is None:
             oy, ox = rng.integers(0, s), rng.integers(0, s)
             ys = np.arange(y0 + oy, y1 - s + 1, s)
