@@ -18,7 +18,7 @@ _logger = logging.getLogger(__name__)
 
 _FIT_KEYS = ("signal_range", "train_mask", "latent_dim", "beta", "shard_size", "stride", "epochs",
              "batch_size", "learning_rate", "loss", "widths", "validation_fraction",
-             "early_stopping", "patience", "augment", "random_state")
+             "early_stopping", "patience", "augment", "random_state", "max_train_shards")
 
 
 def _nav_map(signal, data, title):
@@ -151,8 +151,12 @@ class CVAEEELSSpectrum(EELSSpectrum):
     def fit_cvae(self, signal_range=None, train_mask=None, latent_dim=48, beta=1.2, shard_size=24,
                  stride=None, epochs=30, batch_size=8, learning_rate=1e-3, device="auto",
                  random_state=None, show_progressbar=None, validation_fraction=0.1,
-                 early_stopping=True, **model_kwargs):
+                 early_stopping=True, max_train_shards=None, **model_kwargs):
         """Train a 3D convolutional VAE on this spectrum image.
+
+        A lazy signal is never loaded as a whole: training shards are sampled
+        (``random_state``) and only those blocks are read from the dask chunks
+        into a bounded cache (``max_train_shards``).
 
         Parameters
         ----------
@@ -180,6 +184,9 @@ class CVAEEELSSpectrum(EELSSpectrum):
             Fraction of rows held out for the validation loss.
         early_stopping : bool
             Stop when the validation loss stops improving; keep the best weights.
+        max_train_shards : int, optional
+            Lazy signals only: shards held in memory for training (default: as
+            many as fit in 256 MiB); see :meth:`hyperspy_cvae.CVAE.fit`.
         **model_kwargs
             Other :class:`hyperspy_cvae.CVAE` parameters: ``loss`` ("ce" or
             "poisson"), ``widths``, ``patience``, ``augment``.
@@ -211,11 +218,10 @@ class CVAEEELSSpectrum(EELSSpectrum):
                     **model_kwargs)
         ax = energy_axis(cropped)
         data = cropped.data
-        if self._lazy:
-            _logger.info("Loading the %s training range of the lazy signal into memory.", sr)
         cvae.fit(data, train_mask=train_mask,
                  energy_axis={"offset": float(ax.offset), "scale": float(ax.scale),
-                              "size": int(ax.size), "units": str(ax.units)})
+                              "size": int(ax.size), "units": str(ax.units)},
+                 max_train_shards=max_train_shards)
         cvae.signal_range_ = list(sr)
         self.cvae = cvae
         self.metadata.set_item("CVAE.model", {"checksum": cvae.checksum(), "signal_range": list(sr),
