@@ -4,6 +4,7 @@ calibrated axes and metadata, and call the plain functions of the package."""
 from __future__ import annotations
 
 import logging
+from functools import partial
 
 import numpy as np
 from exspy.signals import EELSSpectrum, LazyEELSSpectrum
@@ -297,7 +298,8 @@ class CVAEEELSSpectrum(EELSSpectrum):
         """
         from hyperspy.defaults_parser import preferences
 
-        from .shards import map_shards
+        from .shards import active_client, map_shards
+        from .training import ModelHandle, forward_block
 
         cvae = cvae if cvae is not None else getattr(self, "cvae", None)
         if cvae is None:
@@ -311,13 +313,11 @@ class CVAEEELSSpectrum(EELSSpectrum):
         stride = int(stride) if stride is not None else max(1, s_size // 2)
         latent_dim = int(cvae.latent_dim)
 
-        def _func(shards):
-            if not np.isfinite(shards).all():
-                raise ValueError("The signal contains NaN or inf values in the model's energy range.")
-            return cvae._forward_shards(shards, batch_size)
-
-        recon, latents, grid = map_shards(cropped.data, _func, shard_size=s_size, stride=stride,
-                                          n_out=cvae.n_channels_, chunk=chunk, latent_dim=latent_dim)
+        # The model travels once per worker (scattered), never pickled into every task.
+        payload = ModelHandle(cvae, device) if active_client() is not None else cvae
+        recon, latents, grid = map_shards(cropped.data, partial(forward_block, batch_size=batch_size),
+                                          shard_size=s_size, stride=stride, n_out=cvae.n_channels_,
+                                          chunk=chunk, latent_dim=latent_dim, payload=payload)
         if not self._lazy:
             show = preferences.General.show_progressbar if show_progressbar is None else show_progressbar
             recon, latents = _compute_eager(recon, latents, show)

@@ -68,7 +68,8 @@ def normalise_spectra(counts, eps=1e-12):
     return p, total.astype(np.float32)
 
 
-_DEFAULT_CACHE_BYTES = 256 << 20  # training shard cache for dask input (see CVAE.fit)
+_DEFAULT_CACHE_BYTES = 256 << 20
+_WORKER_MODELS = {}  # (checksum, device) -> CVAE, one per process (see ModelHandle)  # training shard cache for dask input (see CVAE.fit)
 
 
 def _warn_negative(n):
@@ -663,3 +664,54 @@ class CVAE:
         ax.set_ylabel(f"loss ({self.loss} + β·KL) per shard")
         ax.legend()
         return ax
+
+
+class ModelHandle:
+    """A fitted :class:`CVAE` in a form that is cheap to ship to dask workers.
+
+    Holds the checkpoint bytes (weights + metadata, as written by
+    :meth:`CVAE.save`) and the weights' checksum. :meth:`get` rebuilds the
+    network once per worker process (cached by checksum and device) and
+    returns the same object to every later task. Loading goes through
+    :meth:`CVAE.load`, i.e. ``torch.load(weights_only=True)``: no code runs.
+
+    Examples
+    --------
+    >>> from hyperspy_cvae.data import bifeo3_si
+    >>> s = bifeo3_si((24, 24), random_state=0).isig[680.:740.]
+    >>> cvae = CVAE(shard_size=16, epochs=1, random_state=0, show_progressbar=False).fit(s.data)
+    >>> h = ModelHandle(cvae)
+    >>> h.get().checksum() == cvae.checksum()
+    True
+    """
+
+    def __init__(self, cvae, device="auto"):
+        buf = io.BytesIO()
+        torch.save(cvae._checkpoint_dict(), buf)
+        self.blob = buf.getvalue()
+        self.checksum = cvae.checksum()
+        self.device = device
+
+    def get(self):
+        key = (self.checksum, str(self.device))
+        model = _WORKER_MODELS.get(key)
+        if model is None:
+            model = CVAE.load(io.BytesIO(self.blob), device=self.device)
+            _WORKER_MODELS.clear()  # keep one model per process
+            _WORKER_MODELS[key] = model
+        return model
+
+
+def forward_block(model, shards, batch_size=64):
+    """Reconstruct a block of count shards with ``model`` (a :class:`CVAE` or :class:`ModelHandle`).
+
+    The per-task function of :meth:`CVAEEELSSpectrum.cvae_decomposition`:
+    refuses NaN/inf (lazy data are checked here, block by block) and returns
+    ``(reconstructed shards, latent means)``.
+    """
+    if not np.isfinite(shards).all():
+        raise ValueError("The signal contains NaN or inf values in the model's energy range; replace "
+                         "them (e.g. `s.map(np.nan_to_num)` on a copy) or crop the bad region.")
+    if isinstance(model, ModelHandle):
+        model = model.get()
+    return model._forward_shards(shards, batch_size)
