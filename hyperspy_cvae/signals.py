@@ -187,7 +187,7 @@ class CVAEEELSSpectrum(EELSSpectrum):
             Stop when the validation loss stops improving; keep the best weights.
         max_train_shards : int, optional
             Lazy signals only: shards held in memory for training (default: as
-            many as fit in 256 MiB); see :meth:`hyperspy_cvae.CVAE.fit`.
+            many as fit in 128 MiB); see :meth:`hyperspy_cvae.CVAE.fit`.
         **model_kwargs
             Other :class:`hyperspy_cvae.CVAE` parameters: ``loss`` ("ce" or
             "poisson"), ``widths``, ``patience``, ``augment``.
@@ -253,7 +253,7 @@ class CVAEEELSSpectrum(EELSSpectrum):
                 f"{axis.units} but the data cover {axis.offset:g}–{last:g} {axis.units}.")
         return self.isig[i0:i1]
 
-    def cvae_decomposition(self, cvae=None, stride=None, batch_size=64, device="auto",
+    def cvae_decomposition(self, cvae=None, stride=None, batch_size=None, device="auto",
                            show_progressbar=None, chunk=None):
         """Reconstruct the spectrum image with a fitted CVAE (latent means).
 
@@ -270,8 +270,10 @@ class CVAEEELSSpectrum(EELSSpectrum):
         stride : int, optional
             Inference stride; default half a shard (every pixel is blended from
             4 shards; no seams). Must divide the shard size.
-        batch_size : int
-            Shards per forward pass.
+        batch_size : int, optional
+            Shards per forward pass (default: about 8 MiB of input spectra,
+            e.g. 10 shards of 24 × 24 × 334 channels, which bounds the memory
+            of each task to ~150 MiB).
         device : str
             Where to run the network (``"auto"``: CUDA if available).
         %s

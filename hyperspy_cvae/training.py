@@ -68,8 +68,9 @@ def normalise_spectra(counts, eps=1e-12):
     return p, total.astype(np.float32)
 
 
-_DEFAULT_CACHE_BYTES = 256 << 20
-_WORKER_MODELS = {}  # (checksum, device) -> CVAE, one per process (see ModelHandle)  # training shard cache for dask input (see CVAE.fit)
+_DEFAULT_CACHE_BYTES = 128 << 20  # training shard cache for dask input (see CVAE.fit)
+_INFERENCE_BYTES = 8 << 20  # input spectra per forward pass when batch_size is None
+_WORKER_MODELS = {}  # (checksum, device) -> CVAE, one per process (see ModelHandle)
 
 
 def _warn_negative(n):
@@ -318,7 +319,7 @@ class CVAE:
         p_cache = np.empty((n, s, s, n_e), np.float32)
         c_cache = np.empty((n, s, s, n_e), np.float32) if self.loss == "poisson" else None
         w_cache = np.stack([weight[y:y + s, x:x + s] for (y, x) in pos]).astype(np.float32)
-        group = max(1, (64 << 20) // (s * s * n_e * 4))  # shards per dask.compute: ~64 MiB
+        group = max(1, (32 << 20) // (s * s * n_e * 4))  # shards per dask.compute: ~32 MiB
         n_neg = 0
         t0 = time.perf_counter()
         for i in range(0, n, group):
@@ -376,7 +377,7 @@ class CVAE:
             stored in the checkpoint to refuse incompatible data later.
         max_train_shards : int, optional
             Dask input only: number of shards held in memory for training
-            (validation shards included). Default: as many as fit in 256 MiB
+            (validation shards included). Default: as many as fit in 128 MiB
             (``S·S·E`` float32 values per shard, twice that for
             ``loss="poisson"``), at most all the candidate shards. Candidates
             lie on a grid of stride ``S/2`` (random offset) above the
@@ -505,9 +506,16 @@ class CVAE:
         return self
 
     # -- inference ------------------------------------------------------------
-    def _forward_shards(self, shards, batch_size=64):
-        """Counts shards (N, S, S, E) → reconstructed counts (N, S, S, E), latent means (N, L)."""
+    def _forward_shards(self, shards, batch_size=None):
+        """Counts shards (N, S, S, E) → reconstructed counts (N, S, S, E), latent means (N, L).
+
+        ``batch_size`` None: as many shards per pass as hold about 8 MiB of
+        input spectra (the network's activations are ~15× that), which bounds
+        the memory of every inference task.
+        """
         self._check_is_fitted()
+        if batch_size is None:
+            batch_size = max(1, _INFERENCE_BYTES // max(1, shards[0].size * 4)) if len(shards) else 1
         model = self.model_
         dev = next(model.parameters()).device
         p, total = normalise_spectra(shards)
@@ -522,11 +530,11 @@ class CVAE:
         rec = np.concatenate(recs) * total[..., None]
         return rec.astype(np.float32), np.concatenate(lats)
 
-    def transform(self, shards, batch_size=64):
+    def transform(self, shards, batch_size=None):
         """Latent means of count shards (N, S, S, E) → (N, latent_dim)."""
         return self._forward_shards(np.asarray(shards), batch_size)[1]
 
-    def reconstruct_shards(self, shards, batch_size=64):
+    def reconstruct_shards(self, shards, batch_size=None):
         """Reconstructed counts of count shards (N, S, S, E), from the latent mean."""
         return self._forward_shards(np.asarray(shards), batch_size)[0]
 
@@ -702,7 +710,7 @@ class ModelHandle:
         return model
 
 
-def forward_block(model, shards, batch_size=64):
+def forward_block(model, shards, batch_size=None):
     """Reconstruct a block of count shards with ``model`` (a :class:`CVAE` or :class:`ModelHandle`).
 
     The per-task function of :meth:`CVAEEELSSpectrum.cvae_decomposition`:
