@@ -10,7 +10,8 @@ import numpy as np
 from exspy.signals import EELSSpectrum, LazyEELSSpectrum
 from hyperspy.docstrings.signal import SHOW_PROGRESSBAR_ARG
 
-from ._validation import check_counts, check_map_signal, energy_axis, window_slice
+from ._validation import (all_spectra_identical, check_counts, check_finite_score, check_map_signal,
+                          check_real, energy_axis, window_slice)
 from .inject import cluster_mask, shift_window
 
 __all__ = ["CVAEEELSSpectrum", "LazyCVAEEELSSpectrum", "to_cvae"]
@@ -403,6 +404,8 @@ class CVAEEELSSpectrum(EELSSpectrum):
         axis = energy_axis(self)
         window_slice(axis, window)
         check_map_signal(self, min_size=2, what="anomaly_map")
+        if not self._lazy:
+            check_counts(self.data, name="The signal")
         if method == "pca":
             rec = pca_reconstruction(self, n_components, **kwargs)
             original = self
@@ -430,9 +433,19 @@ class CVAEEELSSpectrum(EELSSpectrum):
         pcc = pcc_map(original, rec, window)
         if threshold is None:
             return pcc, None
+        identical = all_spectra_identical(original.data, window_slice(energy_axis(original), window))
         if pcc._lazy:
-            pcc.compute(show_progressbar=False)
+            import dask
+
+            pcc.data, identical = dask.compute(pcc.data, identical)
+            pcc._lazy = False
+            pcc._assign_subclass()
+        check_finite_score(pcc.data)
         mask = threshold_anomalies(pcc, threshold)
+        if identical:  # nothing can be anomalous; Otsu on rounding noise would flag pixels
+            mask.data[:] = False
+            mask.metadata.set_item("CVAE.threshold.decision", "all spectra identical: no anomalies")
+            mask.metadata.set_item("CVAE.threshold.n_flagged", 0)
         method_label = rec.metadata.CVAE.reconstruction.method
         for sig in (pcc, mask):
             sig.metadata.set_item("CVAE.method", method_label)
@@ -479,6 +492,7 @@ def to_cvae(signal):
     <CVAEEELSSpectrum, title: , dimensions: (4, 4|50)>
     """
     energy_axis(signal)
+    check_real(signal.data, name="The signal")
     out = signal._deepcopy_with_new_data(signal.data)
     out.set_signal_type("CVAE_EELS")
     return out

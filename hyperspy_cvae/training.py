@@ -260,6 +260,8 @@ class CVAE:
         _warn_negative(int((X < 0).sum()))
         p, _ = normalise_spectra(X)
         counts32 = X.astype(np.float32, copy=False)  # once, not per batch
+        if self.loss == "poisson" and (counts32 < 0).any():  # Poisson counts are >= 0: clip (a copy)
+            counts32 = np.maximum(counts32, 0, dtype=np.float32)
         train_rows = (0, ny - n_val)
         mean_spec = (p * weight[..., None]).sum((0, 1)) / weight.sum()
         val_pos = None
@@ -335,7 +337,7 @@ class CVAE:
             n_neg += int((g < 0).sum())
             p_cache[i:i + len(g)] = normalise_spectra(g)[0]
             if c_cache is not None:
-                c_cache[i:i + len(g)] = g
+                c_cache[i:i + len(g)] = np.maximum(g, 0)
             del blocks, g
         _warn_negative(n_neg)
         w_tr = w_cache[:n_tr]
