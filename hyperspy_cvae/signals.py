@@ -279,7 +279,10 @@ class CVAEEELSSpectrum(EELSSpectrum):
             Where to run the network (``"auto"``: CUDA if available).
         %s
         chunk : int, optional
-            Navigation block size in pixels (default 4 shards).
+            Navigation block size in pixels (default: the lazy data's own
+            navigation chunks when they are a multiple of the stride and at
+            least a shard, else 4 shards; unsuitable chunks are rechunked with a
+            log message, see :func:`hyperspy_cvae.shards.plan_blocks`).
 
         Returns
         -------

@@ -291,3 +291,15 @@ def test_anomaly_map_all_identical_spectra(method, lazy, cube, cvae):
     assert np.isfinite(pcc.data).all()
     assert not mask.data.any()
     assert "identical" in mask.metadata.CVAE.threshold.decision
+
+
+# --------------------------------------------------------------------------- no mutation
+@pytest.mark.parametrize("lazy", [False, True])
+@pytest.mark.parametrize("method", ALL)
+def test_public_methods_never_mutate_input(method, lazy, cube, cvae):
+    s = cube.deepcopy()
+    s.data[0, :3, :50] = -2.0  # a few negative counts: clipping must work on a copy
+    s = s.as_lazy() if lazy else s
+    before = data_hash(s)
+    _compute(_calls(cvae)[method](s))
+    assert data_hash(s) == before
