@@ -272,9 +272,9 @@ class CVAEEELSSpectrum(EELSSpectrum):
             Inference stride; default half a shard (every pixel is blended from
             4 shards; no seams). Must divide the shard size.
         batch_size : int, optional
-            Shards per forward pass (default: about 8 MiB of input spectra,
-            e.g. 10 shards of 24 × 24 × 334 channels, which bounds the memory
-            of each task to ~150 MiB).
+            Shards per forward pass (default: about 4 MiB of input spectra,
+            e.g. 5 shards of 24 × 24 × 334 channels, which bounds the memory
+            of each task to ~100 MiB).
         device : str
             Where to run the network (``"auto"``: CUDA if available).
         %s
