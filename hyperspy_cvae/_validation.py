@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["energy_axis", "window_slice", "check_map_signal", "check_counts"]
+__all__ = ["energy_axis", "window_slice", "check_map_signal", "check_counts", "check_real",
+           "all_spectra_identical", "check_finite_score"]
 
 
 def energy_axis(signal):
@@ -115,6 +116,7 @@ def check_map_signal(signal, *, min_size: int = 1, what: str = "this method"):
         size).
     """
     energy_axis(signal)
+    check_real(signal.data, name="The signal")
     nav = signal.axes_manager.navigation_dimension
     if nav != 2:
         raise ValueError(
@@ -127,9 +129,42 @@ def check_map_signal(signal, *, min_size: int = 1, what: str = "this method"):
         raise ValueError(
             f"The map is {shape[0]} × {shape[1]} pixels, smaller than one shard of "
             f"{min_size} × {min_size}. Pass a smaller `shard_size` (e.g. "
-            f"shard_size={max(4, (min(shape) // 4) * 4)}) or use a larger map."
+            f"shard_size={max(8, (min(shape) // 4) * 4)}, a multiple of 4, at least 8) or use a larger map."
         )
     return shape
+
+
+def check_real(data, *, name: str = "data"):
+    """Reject complex and non-numeric data (numpy or dask: only the dtype is read)."""
+    dtype = np.dtype(data.dtype)
+    if np.issubdtype(dtype, np.complexfloating):
+        raise TypeError(f"{name} is complex ({dtype}); hyperspy-cvae needs real counts. Use the "
+                        "real part or the modulus first, e.g. `s.real` or `abs(s)`.")
+    if not (np.issubdtype(dtype, np.integer) or np.issubdtype(dtype, np.floating)):
+        raise TypeError(f"{name} has dtype {dtype}; hyperspy-cvae needs real counts (integer or "
+                        "float). Convert with `s.change_dtype('float32')`.")
+
+
+def all_spectra_identical(data, sl):
+    """True if every spectrum of ``data`` (…, E) is identical inside the channel slice ``sl``.
+
+    Works on numpy (returns bool) and dask arrays (returns a lazy 0-d array).
+    A cube of identical spectra has, by definition, no anomalous pixel.
+    """
+    w = data[..., sl]
+    ref = w[(0,) * (w.ndim - 1)]
+    return (w == ref).all()
+
+
+def check_finite_score(values, *, name="The score map"):
+    """Refuse a score map with NaN/inf: scores of finite data are always finite, so a
+    non-finite score means NaN/inf in the data (found late in lazy data)."""
+    bad = int((~np.isfinite(values)).sum())
+    if bad:
+        raise ValueError(
+            f"{name} has {bad} NaN/inf pixel(s): the data (or its reconstruction) contain NaN or "
+            "inf values. Replace them first, e.g. `s.map(np.nan_to_num)` on a copy, or crop the "
+            "bad region.")
 
 
 def check_counts(data, *, name: str = "data"):

@@ -56,7 +56,14 @@ def pca_reconstruction(signal, n_components=3, **decomposition_kwargs):
         kwargs.setdefault("output_dimension", int(n_components))
         if kwargs.get("algorithm", "SVD") == "SVD":
             kwargs.setdefault("svd_solver", "incremental")
-    work.decomposition(**kwargs)
+    try:
+        work.decomposition(**kwargs)
+    except (ValueError, np.linalg.LinAlgError) as err:
+        if "nan" in str(err).lower() or "inf" in str(err).lower() or "converge" in str(err).lower():
+            raise ValueError(
+                "HyperSpy's decomposition failed on NaN/inf values in the data; replace them "
+                "first, e.g. `s.map(np.nan_to_num)` on a copy, or crop the bad region.") from err
+        raise
     model = work.get_decomposition_model(int(n_components))
     label = f"PCA({int(n_components)})"
     if kwargs.get("normalize_poissonian_noise"):

@@ -124,7 +124,7 @@ def pcc_map(original, reconstruction, window=(690.0, 730.0)):
     if hasattr(a, "dask") or hasattr(b, "dask"):
         import dask.array as da
 
-        a = da.asarray(a)
+        a = da.asarray(a).rechunk({-1: -1})  # PCC needs whole spectra in one block
         b = da.asarray(b).rechunk(a.chunks)
         r = da.map_blocks(pearson, a, b, drop_axis=a.ndim - 1, dtype=np.float64)
     else:

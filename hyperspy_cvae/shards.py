@@ -10,10 +10,14 @@ padded edge; overlapping shards are blended with a separable raised-cosine
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 
 __all__ = ["grid_padding", "shard_positions", "extract_shards", "blend_weights",
-           "stitch_shards", "map_shards"]
+           "stitch_shards", "plan_blocks", "active_client", "map_shards"]
+
+_logger = logging.getLogger(__name__)
 
 
 def grid_padding(n: int, shard_size: int, stride: int) -> int:
@@ -69,13 +73,114 @@ def stitch_shards(shards, pos_y, pos_x, shape, weights=None):
     return out
 
 
+def active_client():
+    """The active ``dask.distributed`` client, or None (no client, or distributed not installed)."""
+    try:
+        from distributed import default_client
+
+        return default_client()
+    except (ImportError, ValueError):
+        return None
+
+
+def _suitable_chunks(chunks, stride, shard_size):
+    """The common chunk size of one navigation axis if it suits the shard grid, else None.
+
+    Suitable: all chunks but the last have the same size, a multiple of ``stride``
+    and at least one shard; the last may be shorter.
+    """
+    c = chunks[0]
+    if c % stride or c < shard_size or any(ci != c for ci in chunks[:-1]) or chunks[-1] > c:
+        return None
+    return c
+
+
+def plan_blocks(arr, *, shard_size, stride, chunk=None):
+    """Choose the navigation blocks of :func:`map_shards` and rechunk ``arr`` to match.
+
+    Each block of the (padded) map is one task that reads its own pixels plus a
+    halo of ``shard_size - stride`` pixels on every side (the overlapping shards
+    the Hann blending needs). Good chunks for that are: the energy axis in one
+    chunk (a shard needs whole spectra), and navigation chunks that are a
+    common multiple of ``stride`` and at least one shard, so that block edges
+    fall on chunk edges. A dask array whose chunks are not like that is
+    rechunked, and the change is logged (INFO).
+
+    Parameters
+    ----------
+    arr : dask array (ny, nx, E)
+    shard_size, stride : int
+    chunk : int or (int, int), optional
+        Block size in pixels, rounded to a multiple of ``stride``. Default: the
+        array's own navigation chunks when suitable, else ``4·shard_size``.
+
+    Returns
+    -------
+    arr : dask array
+        ``arr``, rechunked if needed.
+    block : (int, int)
+        Block size (y, x) in pixels.
+
+    Examples
+    --------
+    >>> import dask.array as da
+    >>> a = da.zeros((100, 100, 50), chunks=(50, 50, 25))
+    >>> b, block = plan_blocks(a, shard_size=24, stride=12)
+    >>> block, b.chunks[0], b.chunks[2]
+    ((96, 96), (96, 4), (50,))
+    >>> plan_blocks(da.zeros((96, 96, 5), chunks=(48, 48, 5)), shard_size=24, stride=12)[1]
+    (48, 48)
+    """
+    s = int(shard_size)
+    if len(arr.chunks[2]) > 1:
+        _logger.info("The energy axis is split into %d chunks; rechunking it into one (each shard "
+                     "needs whole spectra).", len(arr.chunks[2]))
+        arr = arr.rechunk({2: -1})
+    if chunk is not None:
+        cy, cx = (chunk, chunk) if np.ndim(chunk) == 0 else chunk
+        block = tuple(max(stride, int(round(int(c) / stride)) * stride) for c in (cy, cx))
+    else:
+        own = tuple(_suitable_chunks(arr.chunks[i], stride, s) for i in (0, 1))
+        single = all(len(arr.chunks[i]) == 1 for i in (0, 1))
+        if all(c is not None for c in own):
+            return arr, own
+        default = max(stride, int(round(4 * s / stride)) * stride)
+        block = (default, default)
+        if single:  # an in-memory array (or one chunk): nothing to align
+            return arr, block
+    if tuple(arr.chunks[0][:-1]) != (block[0],) * (len(arr.chunks[0]) - 1) or \
+            tuple(arr.chunks[1][:-1]) != (block[1],) * (len(arr.chunks[1]) - 1) or \
+            arr.chunks[0][-1] > block[0] or arr.chunks[1][-1] > block[1]:
+        if not all(len(arr.chunks[i]) == 1 for i in (0, 1)):
+            _logger.info(
+                "Rechunking the navigation axes from chunks of %s × %s to %d × %d pixels (multiples "
+                "of the shard stride %d, at least a shard of %d) so that each task reads its block "
+                "plus a %d-pixel halo. Save the data with these chunks (e.g. `s.rechunk(nav_chunks="
+                "(%d, %d))` before `s.save(...)`) to avoid this step.",
+                arr.chunks[0][0], arr.chunks[1][0], block[0], block[1], stride, s, s - stride,
+                block[1], block[0])
+        arr = arr.rechunk({0: block[0], 1: block[1]})
+    return arr, block
+
+
+def _broadcast(payload):
+    """Ship ``payload`` once: scattered to every worker of an active distributed client
+    (a Future), or a single graph key for the local schedulers (nothing is copied)."""
+    import dask
+
+    client = active_client()
+    if client is not None:
+        return client.scatter(payload, broadcast=True, hash=True)
+    return dask.delayed(payload, name=f"shard-payload-{id(payload):x}")
+
+
 def _block_edges(n_padded, chunk):
     edges = list(range(0, n_padded, chunk)) + [n_padded]
     return list(zip(edges[:-1], edges[1:]))
 
 
 def map_shards(data, func, *, shard_size, stride, n_out, chunk=None, latent_dim=None,
-               out_dtype=np.float32):
+               out_dtype=np.float32, payload=None):
     """Apply ``func`` to every shard of a (lazy) cube and stitch the results.
 
     This is the streaming engine behind :meth:`CVAEEELSSpectrum.cvae_decomposition`.
@@ -83,7 +188,8 @@ def map_shards(data, func, *, shard_size, stride, n_out, chunk=None, latent_dim=
     each block is processed by one dask task that reads the block plus the halo
     its shards need, runs ``func`` on those shards and blends them. Memory is
     bounded by a few blocks; a distributed scheduler runs the tasks on its
-    workers.
+    workers. Blocks follow the input's chunks when they suit the shard grid,
+    otherwise the input is rechunked (see :func:`plan_blocks`).
 
     Parameters
     ----------
@@ -97,8 +203,16 @@ def map_shards(data, func, *, shard_size, stride, n_out, chunk=None, latent_dim=
         Shard side and grid step (``stride`` must divide ``shard_size``).
     n_out : int
         Channels of the output spectra.
-    chunk : int, optional
-        Navigation block size (rounded to a multiple of ``stride``).
+    chunk : int or (int, int), optional
+        Navigation block size (rounded to a multiple of ``stride``); default
+        from the input's chunks (see :func:`plan_blocks`).
+    payload : object, optional
+        Something every task needs, e.g. a model. It is shipped once: with an
+        active ``dask.distributed`` client it is scattered to all workers
+        (``broadcast=True``) and each task receives the worker's copy; with
+        the local schedulers it is one graph key. ``func`` is then called as
+        ``func(payload, shards)``; keep ``func`` a small module-level function
+        (or a ``functools.partial`` of one) so that tasks stay small.
 
     Returns
     -------
@@ -115,20 +229,20 @@ def map_shards(data, func, *, shard_size, stride, n_out, chunk=None, latent_dim=
     if stride < 1 or s % stride:
         raise ValueError(f"`stride` must divide the shard size {s}, got {stride}.")
     arr = da.asarray(data)
+    arr, (cy, cx) = plan_blocks(arr, shard_size=s, stride=stride, chunk=chunk)
     ny, nx = arr.shape[:2]
     py, px = grid_padding(ny, s, stride), grid_padding(nx, s, stride)
     if py or px:
         arr = da.pad(arr, ((0, py), (0, px), (0, 0)), mode="symmetric")
     nyp, nxp = ny + py, nx + px
     pos_y, pos_x = shard_positions(nyp, s, stride), shard_positions(nxp, s, stride)
-    chunk = max(stride, int(round((chunk or 4 * s) / stride)) * stride)
-    arr = arr.rechunk({2: -1})
+    shared = _broadcast(payload) if payload is not None else None
 
     @dask.delayed(pure=True)
-    def _block(ext, oy, ox, core_y, core_x, py_loc, px_loc, lat_y, lat_x):
+    def _block(ext, shared, oy, ox, core_y, core_x, py_loc, px_loc, lat_y, lat_x):
         ext = np.asarray(ext)
         shards = extract_shards(ext, py_loc, px_loc, s)
-        out, lat = func(shards)
+        out, lat = func(shards) if shared is None else func(shared, shards)
         canvas = stitch_shards(out, py_loc, px_loc, ext.shape[:2] + (n_out,))
         rec = canvas[core_y[0] - oy:core_y[1] - oy, core_x[0] - ox:core_x[1] - ox]
         lat_block = None
@@ -138,9 +252,9 @@ def map_shards(data, func, *, shard_size, stride, n_out, chunk=None, latent_dim=
         return rec.astype(out_dtype), lat_block
 
     rec_rows, lat_rows = [], []
-    for (ya, yb) in _block_edges(nyp, chunk):
+    for (ya, yb) in _block_edges(nyp, cy):
         rec_row, lat_row = [], []
-        for (xa, xb) in _block_edges(nxp, chunk):
+        for (xa, xb) in _block_edges(nxp, cx):
             sel_y = pos_y[(pos_y < yb) & (pos_y + s > ya)]
             sel_x = pos_x[(pos_x < xb) & (pos_x + s > xa)]
             oy, ox = int(sel_y[0]), int(sel_x[0])
@@ -148,7 +262,7 @@ def map_shards(data, func, *, shard_size, stride, n_out, chunk=None, latent_dim=
             ext = arr[oy:ey, ox:ex]
             own_y = np.nonzero((sel_y >= ya) & (sel_y < yb))[0]
             own_x = np.nonzero((sel_x >= xa) & (sel_x < xb))[0]
-            res = _block(ext, oy, ox, (ya, yb), (xa, xb), sel_y - oy, sel_x - ox, own_y, own_x)
+            res = _block(ext, shared, oy, ox, (ya, yb), (xa, xb), sel_y - oy, sel_x - ox, own_y, own_x)
             rec_row.append(da.from_delayed(res[0], shape=(yb - ya, xb - xa, n_out), dtype=out_dtype))
             if latent_dim:
                 lat_row.append(da.from_delayed(res[1], shape=(len(own_y), len(own_x), latent_dim),

@@ -4,12 +4,14 @@ calibrated axes and metadata, and call the plain functions of the package."""
 from __future__ import annotations
 
 import logging
+from functools import partial
 
 import numpy as np
 from exspy.signals import EELSSpectrum, LazyEELSSpectrum
 from hyperspy.docstrings.signal import SHOW_PROGRESSBAR_ARG
 
-from ._validation import check_counts, check_map_signal, energy_axis, window_slice
+from ._validation import (all_spectra_identical, check_counts, check_finite_score, check_map_signal,
+                          check_real, energy_axis, window_slice)
 from ._version import __version__
 from .inject import cluster_mask, shift_window
 
@@ -19,7 +21,8 @@ _logger = logging.getLogger(__name__)
 
 _FIT_KEYS = ("signal_range", "train_mask", "latent_dim", "beta", "shard_size", "stride", "epochs",
              "batch_size", "learning_rate", "loss", "widths", "validation_fraction",
-             "early_stopping", "patience", "augment", "random_state", "shards_per_epoch")
+             "early_stopping", "patience", "augment", "random_state", "shards_per_epoch",
+             "max_train_shards")
 
 
 def _nav_map(signal, data, title):
@@ -165,8 +168,12 @@ class CVAEEELSSpectrum(EELSSpectrum):
     def fit_cvae(self, signal_range=None, train_mask=None, latent_dim=48, beta=1.2, shard_size=24,
                  stride=None, epochs=30, batch_size=8, learning_rate=1e-3, device="auto",
                  random_state=None, show_progressbar=None, validation_fraction=0.1,
-                 early_stopping=True, **model_kwargs):
+                 early_stopping=True, max_train_shards=None, **model_kwargs):
         """Train a 3D convolutional VAE on this spectrum image.
+
+        A lazy signal is never loaded as a whole: training shards are sampled
+        (``random_state``) and only those blocks are read from the dask chunks
+        into a bounded cache (``max_train_shards``).
 
         Parameters
         ----------
@@ -194,6 +201,9 @@ class CVAEEELSSpectrum(EELSSpectrum):
             Fraction of rows held out for the validation loss.
         early_stopping : bool
             Stop when the validation loss stops improving; keep the best weights.
+        max_train_shards : int, optional
+            Lazy signals only: shards held in memory for training (default: as
+            many as fit in 128 MiB); see :meth:`hyperspy_cvae.CVAE.fit`.
         **model_kwargs
             Other :class:`hyperspy_cvae.CVAE` parameters: ``loss`` ("ce" or
             "poisson"), ``widths``, ``patience``, ``augment``.
@@ -225,11 +235,10 @@ class CVAEEELSSpectrum(EELSSpectrum):
                     **model_kwargs)
         ax = energy_axis(cropped)
         data = cropped.data
-        if self._lazy:
-            _logger.info("Loading the %s training range of the lazy signal into memory.", sr)
         cvae.fit(data, train_mask=train_mask,
                  energy_axis={"offset": float(ax.offset), "scale": float(ax.scale),
-                              "size": int(ax.size), "units": str(ax.units)})
+                              "size": int(ax.size), "units": str(ax.units)},
+                 max_train_shards=max_train_shards)
         cvae.signal_range_ = list(sr)
         self.cvae = cvae
         self.metadata.set_item("CVAE.model", {"checksum": cvae.checksum(), "signal_range": list(sr),
@@ -261,7 +270,7 @@ class CVAEEELSSpectrum(EELSSpectrum):
                 f"{axis.units} but the data cover {axis.offset:g}–{last:g} {axis.units}.")
         return self.isig[i0:i1]
 
-    def cvae_decomposition(self, cvae=None, stride=None, batch_size=64, device="auto",
+    def cvae_decomposition(self, cvae=None, stride=None, batch_size=None, device="auto",
                            show_progressbar=None, chunk=None):
         """Reconstruct the spectrum image with a fitted CVAE (latent means).
 
@@ -278,13 +287,18 @@ class CVAEEELSSpectrum(EELSSpectrum):
         stride : int, optional
             Inference stride; default half a shard (every pixel is blended from
             4 shards; no seams). Must divide the shard size.
-        batch_size : int
-            Shards per forward pass.
+        batch_size : int, optional
+            Shards per forward pass (default: about 4 MiB of input spectra,
+            e.g. 5 shards of 24 × 24 × 334 channels, which bounds the memory
+            of each task to ~100 MiB).
         device : str
             Where to run the network (``"auto"``: CUDA if available).
         %s
         chunk : int, optional
-            Navigation block size in pixels (default 4 shards).
+            Navigation block size in pixels (default: the lazy data's own
+            navigation chunks when they are a multiple of the stride and at
+            least a shard, else 4 shards; unsuitable chunks are rechunked with a
+            log message, see :func:`hyperspy_cvae.shards.plan_blocks`).
 
         Returns
         -------
@@ -306,7 +320,8 @@ class CVAEEELSSpectrum(EELSSpectrum):
         """
         from hyperspy.defaults_parser import preferences
 
-        from .shards import map_shards
+        from .shards import active_client, map_shards
+        from .training import ModelHandle, forward_block
 
         cvae = cvae if cvae is not None else getattr(self, "cvae", None)
         if cvae is None:
@@ -320,13 +335,11 @@ class CVAEEELSSpectrum(EELSSpectrum):
         stride = int(stride) if stride is not None else max(1, s_size // 2)
         latent_dim = int(cvae.latent_dim)
 
-        def _func(shards):
-            if not np.isfinite(shards).all():
-                raise ValueError("The signal contains NaN or inf values in the model's energy range.")
-            return cvae._forward_shards(shards, batch_size)
-
-        recon, latents, grid = map_shards(cropped.data, _func, shard_size=s_size, stride=stride,
-                                          n_out=cvae.n_channels_, chunk=chunk, latent_dim=latent_dim)
+        # The model travels once per worker (scattered), never pickled into every task.
+        payload = ModelHandle(cvae, device) if active_client() is not None else cvae
+        recon, latents, grid = map_shards(cropped.data, partial(forward_block, batch_size=batch_size),
+                                          shard_size=s_size, stride=stride, n_out=cvae.n_channels_,
+                                          chunk=chunk, latent_dim=latent_dim, payload=payload)
         if not self._lazy:
             show = preferences.General.show_progressbar if show_progressbar is None else show_progressbar
             recon, latents = _compute_eager(recon, latents, show)
@@ -370,6 +383,8 @@ class CVAEEELSSpectrum(EELSSpectrum):
         axis = energy_axis(self)
         window_slice(axis, window)
         check_map_signal(self, min_size=2, what="anomaly_map")
+        if not self._lazy:
+            check_counts(self.data, name="The signal")
         if method == "pca":
             return self, pca_reconstruction(self, n_components, **kwargs)
         if method != "cvae":
@@ -456,8 +471,11 @@ class CVAEEELSSpectrum(EELSSpectrum):
         if method == "rx":
             window_slice(energy_axis(self), window)
             check_map_signal(self, min_size=2, what="anomaly_map")
+            if not self._lazy:
+                check_counts(self.data, name="The signal")
             smap = rx_map(self, window, n_components=n_components, **kwargs)
             label = smap.metadata.CVAE.score.method
+            original = self
         else:
             original, rec = self._reconstruct_for_scoring(method, window, n_components, cvae,
                                                           show_progressbar, kwargs)
@@ -470,9 +488,19 @@ class CVAEEELSSpectrum(EELSSpectrum):
             label = rec.metadata.CVAE.reconstruction.method
         if threshold is None:
             return smap, None
+        identical = all_spectra_identical(original.data, window_slice(energy_axis(original), window))
         if smap._lazy:
-            smap.compute(show_progressbar=False)
+            import dask
+
+            smap.data, identical = dask.compute(smap.data, identical)
+            smap._lazy = False
+            smap._assign_subclass()
+        check_finite_score(smap.data)
         mask = threshold_anomalies(smap, threshold)
+        if identical:  # nothing can be anomalous; Otsu on rounding noise would flag pixels
+            mask.data[:] = False
+            mask.metadata.set_item("CVAE.threshold.decision", "all spectra identical: no anomalies")
+            mask.metadata.set_item("CVAE.threshold.n_flagged", 0)
         for sig in (smap, mask):
             sig.metadata.set_item("CVAE.method", label)
             sig.metadata.set_item("CVAE.source", self.metadata.General.title)
@@ -878,6 +906,7 @@ def to_cvae(signal):
     <CVAEEELSSpectrum, title: , dimensions: (4, 4|50)>
     """
     energy_axis(signal)
+    check_real(signal.data, name="The signal")
     out = signal._deepcopy_with_new_data(signal.data)
     out.set_signal_type("CVAE_EELS")
     return out

@@ -68,6 +68,28 @@ def normalise_spectra(counts, eps=1e-12):
     return p, total.astype(np.float32)
 
 
+_DEFAULT_CACHE_BYTES = 128 << 20  # training shard cache for dask input (see CVAE.fit)
+_INFERENCE_BYTES = 4 << 20  # input spectra per forward pass when batch_size is None
+_WORKER_MODELS = {}  # (checksum, device) -> CVAE, one per process (see ModelHandle)
+
+
+def _warn_negative(n):
+    if n:
+        _logger.warning("Negative counts found (%d values); they are clipped to 0 for the "
+                        "per-spectrum normalisation (the input is not modified).", n)
+
+
+def _release_freed_memory():
+    """Hand memory freed by the training loop back to the OS (glibc keeps it otherwise, and the
+    process's resident size stays at its training peak during the inference that follows)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: nothing to do
+        pass
+
+
 def _check_random_state(seed):
     if isinstance(seed, np.random.Generator):
         return seed
@@ -252,14 +274,127 @@ class CVAE:
         kl = kl_divergence(mu, logvar)
         return rec + float(self.beta) * kl, rec, kl
 
-    def fit(self, X, train_mask=None, energy_axis=None):
+    # -- training data: the whole array in memory, or a bounded cache of shards ----
+    def _eager_data(self, X, weight, n_val):
+        """Normalised cube, counts and weights, the per-epoch shard sampler and validation grid."""
+        s = int(self.shard_size)
+        ny, nx, _ = X.shape
+        if not np.isfinite(X).all():
+            raise ValueError(f"X contains {int((~np.isfinite(X)).sum())} NaN/inf value(s); replace "
+                             "them (e.g. `np.nan_to_num` on a copy) or crop them before training.")
+        _warn_negative(int((X < 0).sum()))
+        p, _ = normalise_spectra(X)
+        counts32 = X.astype(np.float32, copy=False)  # once, not per batch
+        if self.loss == "poisson" and (counts32 < 0).any():  # Poisson counts are >= 0: clip (a copy)
+            counts32 = np.maximum(counts32, 0, dtype=np.float32)
+        train_rows = (0, ny - n_val)
+        mean_spec = (p * weight[..., None]).sum((0, 1)) / weight.sum()
+        val_pos = None
+        if n_val:
+            vy = np.arange(ny - n_val, ny - s + 1, s)
+            vx = np.arange(0, nx - s + 1, s)
+            val_pos = np.array([(y, x) for y in vy for x in vx])
+
+        def next_positions(rng):
+            pos = self._sample_positions(rng, train_rows, nx)
+            frac = np.array([weight[y:y + s, x:x + s].mean() for (y, x) in pos])
+            return pos[frac >= 0.5] if (frac >= 0.5).any() else pos[np.argsort(-frac)[:1]]
+
+        self.n_train_shards_ = None
+        return (p, counts32, weight), next_positions, val_pos, mean_spec
+
+    def _shard_cache(self, X, weight, n_val, rng, max_train_shards):
+        """Sample shards of a dask cube into a bounded in-memory cache (never the whole cube).
+
+        The cached shards are laid out as a "tall" cube ``(N·S, S, E)`` so that
+        the training loop indexes them like an in-memory map (shard ``i`` at
+        position ``(i·S, 0)``).
+        """
+        import dask
+
+        s = int(self.shard_size)
+        ny, nx, n_e = X.shape
+        half = max(1, s // 2)
+        oy, ox = (int(v) for v in rng.integers(0, half, size=2))
+        ys = np.arange(oy, ny - n_val - s + 1, half)
+        xs = np.arange(ox, nx - s + 1, half)
+        ys = ys if ys.size else np.array([0])
+        xs = xs if xs.size else np.array([0])
+        cand = np.array([(y, x) for y in ys for x in xs])
+        frac = np.array([weight[y:y + s, x:x + s].mean() for (y, x) in cand])
+        cand = cand[frac >= 0.5] if (frac >= 0.5).any() else cand[np.argsort(-frac)[:1]]
+        val = np.empty((0, 2), int)
+        if n_val:
+            vy = np.arange(ny - n_val, ny - s + 1, s)
+            vx = np.arange(0, nx - s + 1, s)
+            val = np.array([(y, x) for y in vy for x in vx])
+        per_shard = s * s * n_e * 4 * (2 if self.loss == "poisson" else 1) + s * s * 4
+        if max_train_shards is None:
+            cap = max(2, _DEFAULT_CACHE_BYTES // per_shard)
+        else:
+            cap = int(max_train_shards)
+            if cap < 1:
+                raise ValueError(f"`max_train_shards` must be >= 1, got {max_train_shards}.")
+        n_va = 0
+        if len(val) and cap > 1:
+            n_va = min(len(val), max(1, int(round(cap * float(self.validation_fraction)))))
+        n_tr = min(len(cand), cap - n_va)
+        tr = cand[np.sort(rng.choice(len(cand), n_tr, replace=False))]
+        va = val[np.sort(rng.choice(len(val), n_va, replace=False))] if n_va else val[:0]
+        pos = np.concatenate([tr, va]) if n_va else tr
+        n = len(pos)
+        p_cache = np.empty((n, s, s, n_e), np.float32)
+        c_cache = np.empty((n, s, s, n_e), np.float32) if self.loss == "poisson" else None
+        w_cache = np.stack([weight[y:y + s, x:x + s] for (y, x) in pos]).astype(np.float32)
+        group = max(1, (32 << 20) // (s * s * n_e * 4))  # shards per dask.compute: ~32 MiB
+        n_neg = 0
+        t0 = time.perf_counter()
+        for i in range(0, n, group):
+            blocks = dask.compute(*[X[y:y + s, x:x + s] for (y, x) in pos[i:i + group]])
+            g = np.stack(blocks).astype(np.float32, copy=False)
+            bad = ~np.isfinite(g)
+            if bad.any():
+                k = int(np.nonzero(bad.any((1, 2, 3)))[0][0])
+                y, x = pos[i + k]
+                raise ValueError(
+                    f"The data contain NaN/inf (first in the shard at pixel y={y}, x={x}); replace "
+                    "them (e.g. `s.map(np.nan_to_num)` on a copy) or crop them before training.")
+            n_neg += int((g < 0).sum())
+            p_cache[i:i + len(g)] = normalise_spectra(g)[0]
+            if c_cache is not None:
+                c_cache[i:i + len(g)] = np.maximum(g, 0)
+            del blocks, g
+        _warn_negative(n_neg)
+        w_tr = w_cache[:n_tr]
+        mean_spec = (np.tensordot(w_tr, p_cache[:n_tr], axes=([0, 1, 2], [0, 1, 2]))
+                     / w_tr.sum()).astype(np.float32)
+        _logger.info("Training on %d shards (+%d validation) sampled from the lazy cube: %.0f MiB "
+                     "cache, read in %.1f s.", n_tr, n_va, n * per_shard / 2**20,
+                     time.perf_counter() - t0)
+        tall = (n * s, s, n_e)
+        p_tall = p_cache.reshape(tall)
+        arrays = (p_tall, p_tall if c_cache is None else c_cache.reshape(tall),
+                  w_cache.reshape(n * s, s))
+        tall_pos = np.stack([np.arange(n) * s, np.zeros(n, int)], axis=1)
+        tr_pos, val_pos = tall_pos[:n_tr], (tall_pos[n_tr:] if n_va else None)
+        self.n_train_shards_ = (n_tr, n_va)
+
+        def next_positions(rng):
+            return tr_pos[rng.permutation(n_tr)]
+
+        return arrays, next_positions, val_pos, mean_spec
+
+    def fit(self, X, train_mask=None, energy_axis=None, max_train_shards=None):
         """Train on a cube of spectra.
 
         Parameters
         ----------
         X : array-like (ny, nx, E)
-            Counts (numpy, or dask: computed once; crop the energy range first
-            to keep it small).
+            Counts: a numpy array (used as is), or a dask array (e.g. a lazy
+            signal's data), which is **never loaded as a whole**: training shards
+            are sampled (``random_state``) and only those ``S × S × E`` blocks
+            are read, chunk by chunk, into a bounded shard cache (see
+            ``max_train_shards``).
         train_mask : array of bool (ny, nx), optional
             Pixels to learn from (the "bulk"); others get zero weight in the
             loss and shards with less than half of their pixels in the mask are
@@ -267,32 +402,43 @@ class CVAE:
         energy_axis : dict, optional
             ``{"offset", "scale", "size", "units"}`` of the energy axis of ``X``;
             stored in the checkpoint to refuse incompatible data later.
+        max_train_shards : int, optional
+            Dask input only: number of shards held in memory for training
+            (validation shards included). Default: as many as fit in 128 MiB
+            (``S·S·E`` float32 values per shard, twice that for
+            ``loss="poisson"``), at most all the candidate shards. Candidates
+            lie on a grid of stride ``S/2`` (random offset) above the
+            validation band; the cache is filled once and every epoch visits
+            all cached shards in a new random order, with random flips and
+            rotations. Memory of the fit ≈ this cache + a few dask chunks.
 
         Returns
         -------
         self
+
+        Notes
+        -----
+        Negative counts (e.g. after background subtraction) are clipped to 0
+        before the per-spectrum normalisation (a warning gives their number);
+        the input is not modified. NaN/inf, complex and non-3D input is refused.
+        Integer counts are converted to float32.
         """
         from hyperspy.defaults_parser import preferences
         from tqdm.auto import tqdm
 
         self._validate_params()
-        X = X.compute() if hasattr(X, "compute") else np.asarray(X)
+        s = int(self.shard_size)
+        lazy = hasattr(X, "dask")
+        if not lazy:
+            X = X.compute() if hasattr(X, "compute") else np.asarray(X)
         if X.ndim != 3:
             raise ValueError(f"X must have shape (ny, nx, E), got {X.shape}.")
         if np.iscomplexobj(X):
-            raise TypeError("X is complex; the CVAE needs real counts.")
-        if not np.isfinite(X).all():
-            raise ValueError("X contains NaN or inf; replace or crop them before training.")
-        s = int(self.shard_size)
+            raise TypeError("X is complex; the CVAE needs real counts (take `.real` or `abs()` first).")
         ny, nx, n_e = X.shape
         if min(ny, nx) < s:
             raise ValueError(f"The map ({ny} × {nx}) is smaller than one shard ({s} × {s}); pass a "
                              f"smaller `shard_size` (e.g. {max(8, (min(ny, nx) // 4) * 4)}).")
-        if (X < 0).any():
-            _logger.warning("Negative counts found (%d values); they are clipped to 0 for the "
-                            "cross-entropy normalisation.", int((X < 0).sum()))
-        p, total = normalise_spectra(X)
-        counts32 = X.astype(np.float32, copy=False)  # once, not per batch
         if train_mask is None:
             weight = np.ones((ny, nx), np.float32)
         else:
@@ -305,8 +451,6 @@ class CVAE:
         self.device_ = resolve_device(self.device)
         rng = _check_random_state(self.random_state)
         torch_seed = int(rng.integers(0, 2**31 - 1))
-
-        # Validation band at the bottom of the map.
         n_val = int(math.ceil(float(self.validation_fraction) * ny))
         if n_val:
             n_val = max(n_val, s)
@@ -314,8 +458,11 @@ class CVAE:
                 _logger.info("Map too small for a validation band of %d rows; training without "
                              "validation.", n_val)
                 n_val = 0
-        train_rows = (0, ny - n_val)
-        mean_spec = (p * weight[..., None]).sum((0, 1)) / weight.sum()
+        if lazy:
+            data = self._shard_cache(X, weight, n_val, rng, max_train_shards)
+        else:
+            data = self._eager_data(X, weight, n_val)
+        arrays, next_positions, val_pos, mean_spec = data
         self.energy_axis_ = dict(energy_axis) if energy_axis else {"offset": 0.0, "scale": 1.0,
                                                                     "size": n_e, "units": ""}
         self.n_channels_ = n_e
@@ -328,11 +475,6 @@ class CVAE:
             opt = torch.optim.Adam(model.parameters(), lr=float(self.learning_rate))
             sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=int(self.epochs),
                                                                eta_min=float(self.learning_rate) / 20)
-            val_pos = None
-            if n_val:
-                vy = np.arange(ny - n_val, ny - s + 1, s)
-                vx = np.arange(0, nx - s + 1, s)
-                val_pos = np.array([(y, x) for y in vy for x in vx])
             history = {"train_loss": [], "val_loss": [], "kl": [], "seconds": []}
             best, best_state, bad = np.inf, None, 0
             use_amp = self.device_.type == "cuda"
@@ -340,13 +482,10 @@ class CVAE:
             t_start = time.perf_counter()
             for epoch in bar:
                 model.train()
-                pos = self._sample_positions(rng, train_rows, nx)
-                frac = np.array([weight[y:y + s, x:x + s].mean() for (y, x) in pos])
-                pos = pos[frac >= 0.5] if (frac >= 0.5).any() else pos[np.argsort(-frac)[:1]]
+                pos = next_positions(rng)
                 tot, tot_kl, nb = 0.0, 0.0, 0
                 for i in range(0, len(pos), int(self.batch_size)):
-                    pb, cb, wb = self._batch((p, counts32, weight),
-                                             pos[i:i + int(self.batch_size)], rng)
+                    pb, cb, wb = self._batch(arrays, pos[i:i + int(self.batch_size)], rng)
                     with torch.autocast(self.device_.type, dtype=torch.bfloat16, enabled=use_amp):
                         loss, rec, kl = self._loss(model, pb, cb, wb)
                     opt.zero_grad(set_to_none=True)
@@ -365,8 +504,7 @@ class CVAE:
                     with torch.no_grad():
                         vt, vn = 0.0, 0
                         for i in range(0, len(val_pos), int(self.batch_size)):
-                            pb, cb, wb = self._batch((p, counts32, weight),
-                                                     val_pos[i:i + int(self.batch_size)])
+                            pb, cb, wb = self._batch(arrays, val_pos[i:i + int(self.batch_size)])
                             loss, _, _ = self._loss(model, pb, cb, wb, sample=False)
                             vt += float(loss) * len(pb)
                             vn += len(pb)
@@ -392,12 +530,21 @@ class CVAE:
         self.history_ = history
         self.fit_seconds_ = history["seconds"][-1] if history["seconds"] else 0.0
         self.n_train_pixels_ = int(weight.sum())
+        del arrays, data
+        _release_freed_memory()
         return self
 
     # -- inference ------------------------------------------------------------
-    def _forward_shards(self, shards, batch_size=64):
-        """Counts shards (N, S, S, E) → reconstructed counts (N, S, S, E), latent means (N, L)."""
+    def _forward_shards(self, shards, batch_size=None):
+        """Counts shards (N, S, S, E) → reconstructed counts (N, S, S, E), latent means (N, L).
+
+        ``batch_size`` None: as many shards per pass as hold about 4 MiB of
+        input spectra (the network's activations are ~15× that), which bounds
+        the memory of every inference task.
+        """
         self._check_is_fitted()
+        if batch_size is None:
+            batch_size = max(1, _INFERENCE_BYTES // max(1, shards[0].size * 4)) if len(shards) else 1
         model = self.model_
         dev = next(model.parameters()).device
         p, total = normalise_spectra(shards)
@@ -412,11 +559,11 @@ class CVAE:
         rec = np.concatenate(recs) * total[..., None]
         return rec.astype(np.float32), np.concatenate(lats)
 
-    def transform(self, shards, batch_size=64):
+    def transform(self, shards, batch_size=None):
         """Latent means of count shards (N, S, S, E) → (N, latent_dim)."""
         return self._forward_shards(np.asarray(shards), batch_size)[1]
 
-    def reconstruct_shards(self, shards, batch_size=64):
+    def reconstruct_shards(self, shards, batch_size=None):
         """Reconstructed counts of count shards (N, S, S, E), from the latent mean."""
         return self._forward_shards(np.asarray(shards), batch_size)[0]
 
@@ -557,3 +704,54 @@ class CVAE:
         ax.set_ylabel(f"loss ({self.loss} + β·KL) per shard")
         ax.legend()
         return ax
+
+
+class ModelHandle:
+    """A fitted :class:`CVAE` in a form that is cheap to ship to dask workers.
+
+    Holds the checkpoint bytes (weights + metadata, as written by
+    :meth:`CVAE.save`) and the weights' checksum. :meth:`get` rebuilds the
+    network once per worker process (cached by checksum and device) and
+    returns the same object to every later task. Loading goes through
+    :meth:`CVAE.load`, i.e. ``torch.load(weights_only=True)``: no code runs.
+
+    Examples
+    --------
+    >>> from hyperspy_cvae.data import bifeo3_si
+    >>> s = bifeo3_si((24, 24), random_state=0).isig[680.:740.]
+    >>> cvae = CVAE(shard_size=16, epochs=1, random_state=0, show_progressbar=False).fit(s.data)
+    >>> h = ModelHandle(cvae)
+    >>> h.get().checksum() == cvae.checksum()
+    True
+    """
+
+    def __init__(self, cvae, device="auto"):
+        buf = io.BytesIO()
+        torch.save(cvae._checkpoint_dict(), buf)
+        self.blob = buf.getvalue()
+        self.checksum = cvae.checksum()
+        self.device = device
+
+    def get(self):
+        key = (self.checksum, str(self.device))
+        model = _WORKER_MODELS.get(key)
+        if model is None:
+            model = CVAE.load(io.BytesIO(self.blob), device=self.device)
+            _WORKER_MODELS.clear()  # keep one model per process
+            _WORKER_MODELS[key] = model
+        return model
+
+
+def forward_block(model, shards, batch_size=None):
+    """Reconstruct a block of count shards with ``model`` (a :class:`CVAE` or :class:`ModelHandle`).
+
+    The per-task function of :meth:`CVAEEELSSpectrum.cvae_decomposition`:
+    refuses NaN/inf (lazy data are checked here, block by block) and returns
+    ``(reconstructed shards, latent means)``.
+    """
+    if not np.isfinite(shards).all():
+        raise ValueError("The signal contains NaN or inf values in the model's energy range; replace "
+                         "them (e.g. `s.map(np.nan_to_num)` on a copy) or crop the bad region.")
+    if isinstance(model, ModelHandle):
+        model = model.get()
+    return model._forward_shards(shards, batch_size)
