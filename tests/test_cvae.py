@@ -128,3 +128,12 @@ def test_end_to_end_detects_injected_shift(small_cube):
     assert pcc.metadata.CVAE.method == "CVAE"
     sim, pos = latent_pair_similarity(bad.cvae, small_cube, bad, n_pairs=8)
     assert sim.shape == (8, 8) and np.all(np.abs(sim) <= 1 + 1e-6)
+
+
+def test_shards_per_epoch_draws_random_positions_inside_the_training_rows():
+    est = CVAE(shards_per_epoch=37)
+    pos = est._sample_positions(np.random.default_rng(0), (0, 40), 48)
+    assert pos.shape == (37, 2)
+    assert pos[:, 0].min() >= 0 and pos[:, 0].max() <= 40 - 24
+    assert pos[:, 1].max() <= 48 - 24
+    assert "shards_per_epoch" in est.get_params()
