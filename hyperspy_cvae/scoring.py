@@ -90,6 +90,21 @@ def _score_signal(original, data, *, kind, anomalous, window, title, extra=None)
     return out
 
 
+def _per_spectrum(func, original, reconstruction, window):
+    """``func(a, b)`` → one value per spectrum, on the window of both signals (lazy if either is)."""
+    axis = _check_same_energy_axis(original, reconstruction)
+    sl = window_slice(axis, window)
+    a = original.data[..., sl]
+    b = reconstruction.data[..., sl]
+    if hasattr(a, "dask") or hasattr(b, "dask"):
+        import dask.array as da
+
+        a = da.asarray(a).rechunk({-1: -1})  # whole spectra in one block
+        b = da.asarray(b).rechunk(a.chunks)
+        return da.map_blocks(func, a, b, drop_axis=a.ndim - 1, dtype=np.float64)
+    return func(a, b)
+
+
 def pcc_map(original, reconstruction, window=(690.0, 730.0)):
     """Per-pixel Pearson correlation between two spectrum images inside an eV window.
 
@@ -117,18 +132,7 @@ def pcc_map(original, reconstruction, window=(690.0, 730.0)):
     >>> pcc.axes_manager.signal_shape
     (24, 24)
     """
-    axis = _check_same_energy_axis(original, reconstruction)
-    sl = window_slice(axis, window)
-    a = original.data[..., sl]
-    b = reconstruction.data[..., sl]
-    if hasattr(a, "dask") or hasattr(b, "dask"):
-        import dask.array as da
-
-        a = da.asarray(a).rechunk({-1: -1})  # PCC needs whole spectra in one block
-        b = da.asarray(b).rechunk(a.chunks)
-        r = da.map_blocks(pearson, a, b, drop_axis=a.ndim - 1, dtype=np.float64)
-    else:
-        r = pearson(a, b)
+    r = _per_spectrum(pearson, original, reconstruction, window)
     method = reconstruction.metadata.get_item("CVAE.reconstruction.method", "reconstruction")
     return _score_signal(original, r, kind="pcc", anomalous="low", window=window,
                          title=f"PCC {method} {window[0]:g}-{window[1]:g} eV",
@@ -352,22 +356,11 @@ def deviance_map(original, reconstruction, window=(690.0, 730.0)):
     >>> 0.8 < float(dev.data.mean()) < 1.3
     True
     """
-    axis = _check_same_energy_axis(original, reconstruction)
-    sl = window_slice(axis, window)
-    a = original.data[..., sl]
-    b = reconstruction.data[..., sl]
-    if hasattr(a, "dask") or hasattr(b, "dask"):
-        import dask.array as da
-
-        a = da.asarray(a)
-        b = da.asarray(b).rechunk(a.chunks)
-        d = da.map_blocks(poisson_deviance, a, b, drop_axis=a.ndim - 1, dtype=np.float64)
-    else:
-        d = poisson_deviance(a, b)
+    d = _per_spectrum(poisson_deviance, original, reconstruction, window)
     method = reconstruction.metadata.get_item("CVAE.reconstruction.method", "reconstruction")
     return _score_signal(original, d, kind="deviance", anomalous="high", window=window,
                          title=f"Poisson deviance {method} {window[0]:g}-{window[1]:g} eV",
-                         extra={"method": method})
+                         extra=_provenance(reconstruction))
 
 
 def shift_analysis(original, reconstruction, window=(690.0, 730.0), max_shift=10.0):
