@@ -55,3 +55,13 @@ def test_latent_space_quick(tmp_path):
     phase = next(l for l in out.splitlines() if l.startswith("phase map"))
     assert float(phase.rsplit(" ", 1)[1].rstrip("%")) > 85      # substrate found
     assert "reloaded pcc.hspy: method CVAE" in out
+
+
+@pytest.mark.skipif(not (ROOT / "examples").exists(), reason="examples not in this checkout")
+def test_large_lazy_dataset_quick(tmp_path):
+    out = _run_example("large_lazy_dataset.py", tmp_path)
+    assert (tmp_path / "large_lazy_pcc.png").stat().st_size > 10_000
+    line = next(l for l in out.splitlines() if l.startswith("CVAE PCC"))
+    f1 = float(line.split("F1")[1].split()[0])
+    assert f1 > 0.9
+    assert "peak RSS" in out
