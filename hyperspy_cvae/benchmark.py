@@ -235,7 +235,7 @@ def _denoise_row(method, case, rec):
 
 
 def run(out, *, size=192, shifts=SHIFTS, seeds=(0, 1, 2), cases=("patches6", "patches24"),
-        dose=150.0, epochs=20, device="auto", extra_cases=True, self_trained=True,
+        dose=150.0, epochs=12, device="auto", extra_cases=True, self_trained=True,
         figure_dE=1.0):
     """Run the benchmark and write every output file into ``out``; returns the metrics rows."""
     from .data import bifeo3_si
@@ -684,7 +684,7 @@ def main(argv=None):
     ap.add_argument("--seeds", type=int, nargs="+", help="random seeds (default: 0 1 2)")
     ap.add_argument("--dose", type=float, default=150.0, help="counts/channel in the Fe L window")
     ap.add_argument("--device", default="auto", help="auto, cpu or cuda")
-    ap.add_argument("--epochs", type=int, help="maximum CVAE epochs (default 20; quick 6)")
+    ap.add_argument("--epochs", type=int, help="maximum CVAE epochs (default 12; quick 6)")
     ap.add_argument("--size", type=int, help="map side in pixels (default 192; quick 96)")
     args = ap.parse_args(argv)
     if args.quick:
@@ -693,7 +693,7 @@ def main(argv=None):
                   extra_cases=False, figure_dE=(args.shifts or (1.0,))[0])
     else:
         kw = dict(size=args.size or 192, shifts=tuple(args.shifts or SHIFTS),
-                  seeds=tuple(args.seeds or (0, 1, 2)), epochs=args.epochs or 20,
+                  seeds=tuple(args.seeds or (0, 1, 2)), epochs=args.epochs or 12,
                   figure_dE=1.0 if 1.0 in (args.shifts or SHIFTS) else (args.shifts or SHIFTS)[0])
     run(args.out, dose=args.dose, device=args.device, **kw)
     return 0

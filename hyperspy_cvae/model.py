@@ -173,18 +173,25 @@ def cross_entropy_loss(logits: torch.Tensor, p: torch.Tensor, weight: torch.Tens
 
 
 def poisson_nll_loss(logits: torch.Tensor, counts: torch.Tensor, weight: torch.Tensor | None = None):
-    """Poisson negative log-likelihood of ``counts`` for rates ``N·softmax(logits)``.
+    """Poisson negative log-likelihood ratio of ``counts`` for rates ``N·softmax(logits)``.
 
-    With ``N`` the spectrum's total counts, this equals ``N`` times the
-    cross-entropy plus a constant: brighter spectra, whose shape is known more
-    precisely, weigh more. Normalised by the mean counts so its scale is
-    comparable to :func:`cross_entropy_loss`.
+    ``N`` is the spectrum's total counts, so this is ``N`` times the
+    Kullback–Leibler divergence between the spectrum's normalised shape and
+    the predicted one (half the Poisson deviance; the saturated model's
+    log-likelihood is subtracted, so a perfect model scores ~E/2 per spectrum
+    from noise alone, not a large constant). Unlike :func:`cross_entropy_loss`,
+    which weighs every spectrum as a single draw whatever its counts, it is the
+    likelihood of the counts actually measured: a shard carries
+    ``N ≈ 10⁴–10⁵`` times more evidence, and the KL term of the VAE no longer
+    drowns it (see ``benchmarks/NOTES.md``, latent collapse). Summed over the
+    spectra of each shard (optionally weighted) and averaged over the batch.
     """
-    n = counts.sum(-1)
-    ce = -(counts * F.log_softmax(logits, dim=-1)).sum(-1)
+    n = counts.sum(-1, keepdim=True).clamp_min(1e-12)
+    log_p = torch.log(counts.clamp_min(1e-30) / n)
+    nll = (counts * (log_p - F.log_softmax(logits, dim=-1))).sum(-1)
     if weight is not None:
-        ce = ce * weight
-    return ce.flatten(1).sum(1).mean() / n.mean().clamp_min(1e-12)
+        nll = nll * weight
+    return nll.flatten(1).sum(1).mean()
 
 
 def kl_divergence(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:

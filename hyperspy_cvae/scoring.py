@@ -467,7 +467,7 @@ def _as_array(x):
     return np.asarray(x)
 
 
-def unimodality_test(scores, *, anomalous="low", nbins=256, smooth=2.0, max_valley_ratio=0.5,
+def unimodality_test(scores, *, anomalous="low", nbins=256, smooth=2.0, max_valley_ratio=0.8,
                      min_significance=5.0, min_pixels=10):
     """Decide whether the scores have a separate mode on the anomalous side.
 
@@ -478,7 +478,9 @@ def unimodality_test(scores, *, anomalous="low", nbins=256, smooth=2.0, max_vall
     smoothed count between ``P`` and ``M``. The distribution is called bimodal
     if, for some ``P``, both hold:
 
-    * the dip is deep: ``V <= max_valley_ratio · P``;
+    * there is a dip: ``V <= max_valley_ratio · P`` (0.8: a broad anomalous
+      population — a spread of shifts — has a low, wide peak, so the dip is
+      shallow in ratio; whether it is real is decided by the next test);
     * the group beyond the valley is not a counting fluctuation: with ``N`` pixels
       beyond the valley in ``k`` bins, a density never exceeding ``V`` allows at
       most ``V·k``, and ``(N - V·k) / sqrt(max(V·k, 1)) >= min_significance``;

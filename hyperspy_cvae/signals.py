@@ -166,7 +166,7 @@ class CVAEEELSSpectrum(EELSSpectrum):
 
     # -------------------------------------------------------------------- CVAE
     def fit_cvae(self, signal_range=None, train_mask=None, latent_dim=48, beta=1.2, shard_size=24,
-                 stride=None, epochs=30, batch_size=8, learning_rate=1e-3, device="auto",
+                 stride=None, epochs=30, batch_size=2, learning_rate=1e-3, device="auto",
                  random_state=None, show_progressbar=None, validation_fraction=0.1,
                  early_stopping=True, max_train_shards=None, **model_kwargs):
         """Train a 3D convolutional VAE on this spectrum image.
@@ -198,15 +198,16 @@ class CVAEEELSSpectrum(EELSSpectrum):
             Seed: same seed, same model on the CPU.
         %s
         validation_fraction : float
-            Fraction of rows held out for the validation loss.
+            Fraction of the S × S tiles (random, scattered over the map) held
+            out for the validation loss.
         early_stopping : bool
             Stop when the validation loss stops improving; keep the best weights.
         max_train_shards : int, optional
             Lazy signals only: shards held in memory for training (default: as
             many as fit in 128 MiB); see :meth:`hyperspy_cvae.CVAE.fit`.
         **model_kwargs
-            Other :class:`hyperspy_cvae.CVAE` parameters: ``loss`` ("ce" or
-            "poisson"), ``widths``, ``patience``, ``augment``.
+            Other :class:`hyperspy_cvae.CVAE` parameters: ``loss`` ("poisson",
+            the default, or the paper's "ce"), ``widths``, ``patience``, ``augment``.
 
         Returns
         -------

@@ -118,17 +118,25 @@ class CVAE:
     epochs : int
         Maximum number of epochs.
     batch_size : int
-        Shards per optimisation step.
+        Shards per optimisation step. Small batches give more optimiser steps
+        per epoch (a 192 × 192 map has 64 shards per epoch), which the model
+        needs to start using its latent space.
     learning_rate : float
         Peak learning rate of Adam (cosine-annealed over ``epochs``).
-    loss : {"ce", "poisson"}
-        ``"ce"``: cross-entropy of normalised spectra (the paper's); ``"poisson"``:
-        Poisson NLL of the counts (CE weighted by each spectrum's counts).
+    loss : {"poisson", "ce"}
+        ``"poisson"`` (default): Poisson likelihood of the measured counts
+        (:func:`~hyperspy_cvae.model.poisson_nll_loss`, the cross-entropy
+        weighted by each spectrum's counts). ``"ce"``: the paper's cross-entropy
+        of normalised spectra, which weighs every spectrum as a single draw; with
+        ``beta=1.2`` its KL term outweighs what a shard carries and the latent
+        space collapses to the mean spectrum (``benchmarks/NOTES.md`` §6).
     widths : tuple of 4 int
         Channel widths of the network stages.
     validation_fraction : float
-        Fraction of map rows (a band at the bottom, at least one shard high)
-        held out to monitor the validation loss; 0 disables it.
+        Fraction of the map's S × S tiles, drawn at random over the whole map
+        (``random_state``), held out to monitor the validation loss (training
+        shards get zero weight on those pixels); 0 disables it. Maps with
+        fewer than 4 tiles train without validation.
     early_stopping : bool
         Stop when the validation loss (training loss without validation) has
         not improved for ``patience`` epochs; the best weights are kept.
@@ -160,7 +168,7 @@ class CVAE:
     """
 
     def __init__(self, latent_dim=48, beta=1.2, shard_size=24, stride=None, epochs=30,
-                 batch_size=8, learning_rate=1e-3, loss="ce", widths=(8, 16, 32, 32),
+                 batch_size=2, learning_rate=1e-3, loss="poisson", widths=(8, 16, 32, 32),
                  validation_fraction=0.1, early_stopping=True, patience=6, augment=True,
                  device="auto", random_state=None, show_progressbar=None, shards_per_epoch=None):
         self.shards_per_epoch = shards_per_epoch
@@ -274,8 +282,34 @@ class CVAE:
         kl = kl_divergence(mu, logvar)
         return rec + float(self.beta) * kl, rec, kl
 
+    def _validation_blocks(self, rng, weight):
+        """Held-out validation blocks: a random ``validation_fraction`` of the S × S tiles.
+
+        Scattered over the whole map (not a band at one edge, which on a
+        film/substrate cross-section would hide a whole phase from training).
+        Returns ``(positions (n, 2), mask (ny, nx))`` or None. Training shards
+        never learn from these pixels (zero weight in the loss).
+        """
+        s = int(self.shard_size)
+        ny, nx = weight.shape
+        frac = float(self.validation_fraction)
+        ys, xs = np.arange(0, ny - s + 1, s), np.arange(0, nx - s + 1, s)
+        tiles = np.array([(y, x) for y in ys for x in xs if weight[y:y + s, x:x + s].mean() >= 0.5])
+        n_val = int(round(frac * len(tiles)))
+        if frac <= 0:
+            return None
+        if len(tiles) < 4 or n_val < 1:
+            _logger.info("Map too small for validation blocks (%d tiles of %d × %d); training "
+                         "without validation.", len(tiles), s, s)
+            return None
+        pos = tiles[np.sort(rng.choice(len(tiles), n_val, replace=False))]
+        mask = np.zeros((ny, nx), bool)
+        for y, x in pos:
+            mask[y:y + s, x:x + s] = True
+        return pos, mask
+
     # -- training data: the whole array in memory, or a bounded cache of shards ----
-    def _eager_data(self, X, weight, n_val):
+    def _eager_data(self, X, weight, val_blocks):
         """Normalised cube, counts and weights, the per-epoch shard sampler and validation grid."""
         s = int(self.shard_size)
         ny, nx, _ = X.shape
@@ -287,23 +321,23 @@ class CVAE:
         counts32 = X.astype(np.float32, copy=False)  # once, not per batch
         if self.loss == "poisson" and (counts32 < 0).any():  # Poisson counts are >= 0: clip (a copy)
             counts32 = np.maximum(counts32, 0, dtype=np.float32)
-        train_rows = (0, ny - n_val)
-        mean_spec = (p * weight[..., None]).sum((0, 1)) / weight.sum()
-        val_pos = None
-        if n_val:
-            vy = np.arange(ny - n_val, ny - s + 1, s)
-            vx = np.arange(0, nx - s + 1, s)
-            val_pos = np.array([(y, x) for y in vy for x in vx])
+        val_pos, val_arrays = None, None
+        w_train = weight
+        if val_blocks is not None:
+            val_pos, val_mask = val_blocks
+            w_train = np.where(val_mask, 0, weight).astype(np.float32)
+            val_arrays = (p, counts32, np.where(val_mask, weight, 0).astype(np.float32))
+        mean_spec = (p * w_train[..., None]).sum((0, 1)) / w_train.sum()
 
         def next_positions(rng):
-            pos = self._sample_positions(rng, train_rows, nx)
-            frac = np.array([weight[y:y + s, x:x + s].mean() for (y, x) in pos])
+            pos = self._sample_positions(rng, (0, ny), nx)
+            frac = np.array([w_train[y:y + s, x:x + s].mean() for (y, x) in pos])
             return pos[frac >= 0.5] if (frac >= 0.5).any() else pos[np.argsort(-frac)[:1]]
 
         self.n_train_shards_ = None
-        return (p, counts32, weight), next_positions, val_pos, mean_spec
+        return (p, counts32, w_train), next_positions, (val_pos, val_arrays), mean_spec
 
-    def _shard_cache(self, X, weight, n_val, rng, max_train_shards):
+    def _shard_cache(self, X, weight, val_blocks, rng, max_train_shards):
         """Sample shards of a dask cube into a bounded in-memory cache (never the whole cube).
 
         The cached shards are laid out as a "tall" cube ``(N·S, S, E)`` so that
@@ -316,18 +350,18 @@ class CVAE:
         ny, nx, n_e = X.shape
         half = max(1, s // 2)
         oy, ox = (int(v) for v in rng.integers(0, half, size=2))
-        ys = np.arange(oy, ny - n_val - s + 1, half)
+        ys = np.arange(oy, ny - s + 1, half)
         xs = np.arange(ox, nx - s + 1, half)
         ys = ys if ys.size else np.array([0])
         xs = xs if xs.size else np.array([0])
         cand = np.array([(y, x) for y in ys for x in xs])
-        frac = np.array([weight[y:y + s, x:x + s].mean() for (y, x) in cand])
-        cand = cand[frac >= 0.5] if (frac >= 0.5).any() else cand[np.argsort(-frac)[:1]]
         val = np.empty((0, 2), int)
-        if n_val:
-            vy = np.arange(ny - n_val, ny - s + 1, s)
-            vx = np.arange(0, nx - s + 1, s)
-            val = np.array([(y, x) for y in vy for x in vx])
+        w_train = weight
+        if val_blocks is not None:
+            val, val_mask = val_blocks
+            w_train = np.where(val_mask, 0, weight).astype(np.float32)
+        frac = np.array([w_train[y:y + s, x:x + s].mean() for (y, x) in cand])
+        cand = cand[frac >= 0.5] if (frac >= 0.5).any() else cand[np.argsort(-frac)[:1]]
         per_shard = s * s * n_e * 4 * (2 if self.loss == "poisson" else 1) + s * s * 4
         if max_train_shards is None:
             cap = max(2, _DEFAULT_CACHE_BYTES // per_shard)
@@ -345,7 +379,8 @@ class CVAE:
         n = len(pos)
         p_cache = np.empty((n, s, s, n_e), np.float32)
         c_cache = np.empty((n, s, s, n_e), np.float32) if self.loss == "poisson" else None
-        w_cache = np.stack([weight[y:y + s, x:x + s] for (y, x) in pos]).astype(np.float32)
+        w_cache = np.stack([w_train[y:y + s, x:x + s] for (y, x) in tr]
+                           + [weight[y:y + s, x:x + s] for (y, x) in va]).astype(np.float32)
         group = max(1, (32 << 20) // (s * s * n_e * 4))  # shards per dask.compute: ~32 MiB
         n_neg = 0
         t0 = time.perf_counter()
@@ -382,7 +417,7 @@ class CVAE:
         def next_positions(rng):
             return tr_pos[rng.permutation(n_tr)]
 
-        return arrays, next_positions, val_pos, mean_spec
+        return arrays, next_positions, (val_pos, arrays), mean_spec
 
     def fit(self, X, train_mask=None, energy_axis=None, max_train_shards=None):
         """Train on a cube of spectra.
@@ -451,18 +486,12 @@ class CVAE:
         self.device_ = resolve_device(self.device)
         rng = _check_random_state(self.random_state)
         torch_seed = int(rng.integers(0, 2**31 - 1))
-        n_val = int(math.ceil(float(self.validation_fraction) * ny))
-        if n_val:
-            n_val = max(n_val, s)
-            if ny - n_val < s:
-                _logger.info("Map too small for a validation band of %d rows; training without "
-                             "validation.", n_val)
-                n_val = 0
+        val_blocks = self._validation_blocks(rng, weight)
         if lazy:
-            data = self._shard_cache(X, weight, n_val, rng, max_train_shards)
+            data = self._shard_cache(X, weight, val_blocks, rng, max_train_shards)
         else:
-            data = self._eager_data(X, weight, n_val)
-        arrays, next_positions, val_pos, mean_spec = data
+            data = self._eager_data(X, weight, val_blocks)
+        arrays, next_positions, (val_pos, val_arrays), mean_spec = data
         self.energy_axis_ = dict(energy_axis) if energy_axis else {"offset": 0.0, "scale": 1.0,
                                                                     "size": n_e, "units": ""}
         self.n_channels_ = n_e
@@ -504,7 +533,7 @@ class CVAE:
                     with torch.no_grad():
                         vt, vn = 0.0, 0
                         for i in range(0, len(val_pos), int(self.batch_size)):
-                            pb, cb, wb = self._batch(arrays, val_pos[i:i + int(self.batch_size)])
+                            pb, cb, wb = self._batch(val_arrays, val_pos[i:i + int(self.batch_size)])
                             loss, _, _ = self._loss(model, pb, cb, wb, sample=False)
                             vt += float(loss) * len(pb)
                             vn += len(pb)

@@ -1,4 +1,5 @@
 import pathlib
+import re
 import subprocess
 import sys
 
@@ -53,7 +54,7 @@ def test_latent_space_quick(tmp_path):
     for name in ("pcc", "mask", "latent_mahalanobis", "latent_map", "phases", "phase_centres"):
         assert (tmp_path / f"{name}.hspy").exists(), name
     phase = next(l for l in out.splitlines() if l.startswith("phase map"))
-    assert float(phase.rsplit(" ", 1)[1].rstrip("%")) > 85      # substrate found
+    assert float(re.search(r"substrate ([\d.]+)%", phase).group(1)) > 85   # substrate found
     assert "reloaded pcc.hspy: method CVAE" in out
 
 
