@@ -68,6 +68,18 @@ def normalise_spectra(counts, eps=1e-12):
     return p, total.astype(np.float32)
 
 
+def _mostly_weighted(pos, weight, s, keep_one=True):
+    """Shard positions whose S × S block has mean weight >= 0.5.
+
+    With ``keep_one``, the single best-covered shard is kept when none
+    qualifies (so training always has a shard).
+    """
+    frac = np.array([weight[y:y + s, x:x + s].mean() for (y, x) in pos])
+    if (frac >= 0.5).any() or not keep_one:
+        return pos[frac >= 0.5]
+    return pos[np.argsort(-frac)[:1]]
+
+
 _DEFAULT_CACHE_BYTES = 128 << 20  # training shard cache for dask input (see CVAE.fit)
 _INFERENCE_BYTES = 4 << 20  # input spectra per forward pass when batch_size is None
 _WORKER_MODELS = {}  # (checksum, device) -> CVAE, one per process (see ModelHandle)
@@ -287,29 +299,30 @@ class CVAE:
 
         Scattered over the whole map (not a band at one edge, which on a
         film/substrate cross-section would hide a whole phase from training).
-        Returns ``(positions (n, 2), mask (ny, nx))`` or None. Training shards
-        never learn from these pixels (zero weight in the loss).
+        Returns ``(positions (n, 2) or None, training weights)``: the training
+        weights are ``weight`` with the held-out pixels set to 0, so training
+        shards never learn from them.
         """
         s = int(self.shard_size)
         ny, nx = weight.shape
         frac = float(self.validation_fraction)
-        ys, xs = np.arange(0, ny - s + 1, s), np.arange(0, nx - s + 1, s)
-        tiles = np.array([(y, x) for y in ys for x in xs if weight[y:y + s, x:x + s].mean() >= 0.5])
-        n_val = int(round(frac * len(tiles)))
         if frac <= 0:
-            return None
+            return None, weight
+        ys, xs = np.arange(0, ny - s + 1, s), np.arange(0, nx - s + 1, s)
+        tiles = _mostly_weighted(np.array([(y, x) for y in ys for x in xs]), weight, s, keep_one=False)
+        n_val = int(round(frac * len(tiles)))
         if len(tiles) < 4 or n_val < 1:
             _logger.info("Map too small for validation blocks (%d tiles of %d × %d); training "
                          "without validation.", len(tiles), s, s)
-            return None
+            return None, weight
         pos = tiles[np.sort(rng.choice(len(tiles), n_val, replace=False))]
-        mask = np.zeros((ny, nx), bool)
+        w_train = weight.copy()
         for y, x in pos:
-            mask[y:y + s, x:x + s] = True
-        return pos, mask
+            w_train[y:y + s, x:x + s] = 0
+        return pos, w_train
 
     # -- training data: the whole array in memory, or a bounded cache of shards ----
-    def _eager_data(self, X, weight, val_blocks):
+    def _eager_data(self, X, weight, w_train, val_pos):
         """Normalised cube, counts and weights, the per-epoch shard sampler and validation grid."""
         s = int(self.shard_size)
         ny, nx, _ = X.shape
@@ -321,23 +334,16 @@ class CVAE:
         counts32 = X.astype(np.float32, copy=False)  # once, not per batch
         if self.loss == "poisson" and (counts32 < 0).any():  # Poisson counts are >= 0: clip (a copy)
             counts32 = np.maximum(counts32, 0, dtype=np.float32)
-        val_pos, val_arrays = None, None
-        w_train = weight
-        if val_blocks is not None:
-            val_pos, val_mask = val_blocks
-            w_train = np.where(val_mask, 0, weight).astype(np.float32)
-            val_arrays = (p, counts32, np.where(val_mask, weight, 0).astype(np.float32))
+        val_arrays = None if val_pos is None else (p, counts32, weight - w_train)
         mean_spec = (p * w_train[..., None]).sum((0, 1)) / w_train.sum()
 
         def next_positions(rng):
-            pos = self._sample_positions(rng, (0, ny), nx)
-            frac = np.array([w_train[y:y + s, x:x + s].mean() for (y, x) in pos])
-            return pos[frac >= 0.5] if (frac >= 0.5).any() else pos[np.argsort(-frac)[:1]]
+            return _mostly_weighted(self._sample_positions(rng, (0, ny), nx), w_train, s)
 
         self.n_train_shards_ = None
         return (p, counts32, w_train), next_positions, (val_pos, val_arrays), mean_spec
 
-    def _shard_cache(self, X, weight, val_blocks, rng, max_train_shards):
+    def _shard_cache(self, X, weight, w_train, val_pos, rng, max_train_shards):
         """Sample shards of a dask cube into a bounded in-memory cache (never the whole cube).
 
         The cached shards are laid out as a "tall" cube ``(N·S, S, E)`` so that
@@ -354,14 +360,8 @@ class CVAE:
         xs = np.arange(ox, nx - s + 1, half)
         ys = ys if ys.size else np.array([0])
         xs = xs if xs.size else np.array([0])
-        cand = np.array([(y, x) for y in ys for x in xs])
-        val = np.empty((0, 2), int)
-        w_train = weight
-        if val_blocks is not None:
-            val, val_mask = val_blocks
-            w_train = np.where(val_mask, 0, weight).astype(np.float32)
-        frac = np.array([w_train[y:y + s, x:x + s].mean() for (y, x) in cand])
-        cand = cand[frac >= 0.5] if (frac >= 0.5).any() else cand[np.argsort(-frac)[:1]]
+        cand = _mostly_weighted(np.array([(y, x) for y in ys for x in xs]), w_train, s)
+        val = np.empty((0, 2), int) if val_pos is None else val_pos
         per_shard = s * s * n_e * 4 * (2 if self.loss == "poisson" else 1) + s * s * 4
         if max_train_shards is None:
             cap = max(2, _DEFAULT_CACHE_BYTES // per_shard)
@@ -486,11 +486,11 @@ class CVAE:
         self.device_ = resolve_device(self.device)
         rng = _check_random_state(self.random_state)
         torch_seed = int(rng.integers(0, 2**31 - 1))
-        val_blocks = self._validation_blocks(rng, weight)
+        val_pos, w_train = self._validation_blocks(rng, weight)
         if lazy:
-            data = self._shard_cache(X, weight, val_blocks, rng, max_train_shards)
+            data = self._shard_cache(X, weight, w_train, val_pos, rng, max_train_shards)
         else:
-            data = self._eager_data(X, weight, val_blocks)
+            data = self._eager_data(X, weight, w_train, val_pos)
         arrays, next_positions, (val_pos, val_arrays), mean_spec = data
         self.energy_axis_ = dict(energy_axis) if energy_axis else {"offset": 0.0, "scale": 1.0,
                                                                     "size": n_e, "units": ""}
