@@ -23,7 +23,11 @@ Protocol (the README states it too)
   in the window, from the latent mean, no median prefilter. ``rx``: Reed–Xiaoli on 10 PCA scores
   of the window. ``oracle``: the Poisson likelihood ratio of the true clean expectation vs the
   true shifted one (knows the truth and ΔE: the Neyman–Pearson ceiling); ``pcc_oracle``: PCC
-  against the true clean expectation (the ceiling of PCC).
+  against the true clean expectation (the ceiling of PCC). Both know each pixel's random energy
+  drift, which no reconstruction can (a random drift of one pixel looks exactly like a small
+  shift of that pixel), so ``ideal`` scores the data against the ideal reconstruction — the
+  noise-free bulk *without* the drift (``bifeo3_si(return_expected="no_drift")``) — with the
+  same PCC, deviance and shift scores: the ceiling for any reconstructing method.
 * Classification: Otsu after the unimodality check (:func:`scoring.threshold_anomalies`), so F1
   is 0 where the check finds no separate anomalous mode. ROC-AUC and PR-AUC (average precision)
   from the scores; metrics over the whole map.
@@ -96,11 +100,26 @@ def _metrics_row(method, dE, seed, case, score, truth, seconds):
 
 
 class _Case:
-    """One cube to score: the anomalous data, its truth mask and the clean expectation."""
+    """One cube to score: the anomalous data, its truth mask and the clean expectations.
 
-    def __init__(self, name, seed, dE, data, truth, expected, clean_cvae):
+    ``expected`` is the generator's noise-free clean cube (per-pixel drift included: the
+    oracles' reference); ``bulk`` the same without the drift (the ideal reconstruction).
+    """
+
+    def __init__(self, name, seed, dE, data, truth, expected, clean_cvae, bulk=None):
         self.name, self.seed, self.dE = name, seed, dE
         self.data, self.truth, self.expected, self.clean_cvae = data, truth, expected, clean_cvae
+        self.bulk = bulk
+
+
+def _cube(size, seed, **kw):
+    """The clean synthetic cube, its noise-free expectation and its drift-free expectation."""
+    from .data import bifeo3_si
+
+    clean, expected = bifeo3_si((size, size), random_state=seed, return_expected=True, **kw)
+    _, bulk = bifeo3_si((size, size), random_state=seed, return_expected="no_drift", **kw)
+    bulk.metadata.set_item("CVAE.reconstruction.method", "ideal (noise-free, drift-free truth)")
+    return clean, expected, bulk
 
 
 def _oracle_scores(case):
@@ -186,6 +205,11 @@ def score_case(case, *, epochs, device, self_trained=True, speed=None, denoise=N
                               "epochs": len(cvae.history_["train_loss"])})
         if denoise is not None:
             denoise.append(_denoise_row(prefix, case, rec))
+    # The ideal reconstruction: the noise-free bulk without the per-pixel drift (no
+    # reconstruction can know a random drift of one pixel; it looks like a shift).
+    if case.bulk is not None:
+        ideal = case.bulk.isig[RANGE[0]:RANGE[1]]
+        _score_reconstruction("ideal", cropped, ideal, case, 0.0, rows, keep, shift_rows)
     # HyperSpy PCA on the same energy range, plain and Poisson-normalised.
     for poisson in (False, True):
         with _Timer() as t_svd:
@@ -238,7 +262,6 @@ def run(out, *, size=192, shifts=SHIFTS, seeds=(0, 1, 2), cases=("patches6", "pa
         dose=150.0, epochs=12, device="auto", extra_cases=True, self_trained=True,
         figure_dE=1.0):
     """Run the benchmark and write every output file into ``out``; returns the metrics rows."""
-    from .data import bifeo3_si
     from .inject import cluster_mask
 
     out = Path(out)
@@ -276,20 +299,20 @@ def run(out, *, size=192, shifts=SHIFTS, seeds=(0, 1, 2), cases=("patches6", "pa
         return keep
 
     for si, seed in enumerate(seeds):
-        clean, expected = bifeo3_si((size, size), dose=dose, random_state=seed, return_expected=True)
+        clean, expected, bulk = _cube(size, seed, dose=dose)
         clean_cvae, fit_s = _fit(clean, epochs, seed, device)
         speed.append({"what": "cvae_clean fit", "seconds": fit_s, "spectra": size * size,
                       "epochs": len(clean_cvae.history_["train_loss"])})
         _log(f"seed {seed}: clean-trained CVAE fitted in {fit_s:.0f} s "
              f"({len(clean_cvae.history_['train_loss'])} epochs)")
         # Null run: the self-trained model is the clean-trained one here (same cube).
-        keep = do(_Case("null", seed, 0.0, clean, None, expected, clean_cvae), self_trained=False,
+        keep = do(_Case("null", seed, 0.0, clean, None, expected, clean_cvae, bulk), self_trained=False,
                   speed=speed if si == 0 else None, denoise=denoise)
         for ci, cname in enumerate(cases):
             for dE in shifts:
                 bad, truth = clean.inject_shift(dE, window=WINDOW, random_state=1000 * seed + ci,
                                                 return_mask=True, **CASES[cname])
-                keep = do(_Case(cname, seed, dE, bad, truth.data, expected, clean_cvae),
+                keep = do(_Case(cname, seed, dE, bad, truth.data, expected, clean_cvae, bulk),
                           self_trained=self_trained)
                 if si == 0 and ci == 0 and np.isclose(dE, figure_dE):
                     figures["main"] = (bad, truth.data, keep, clean, clean_cvae)
@@ -298,31 +321,30 @@ def run(out, *, size=192, shifts=SHIFTS, seeds=(0, 1, 2), cases=("patches6", "pa
         if extra_cases and si == 0:
             extra_shifts = [d for d in (0.5, 1.0) if d in shifts] or list(shifts[:1])
             # Heterogeneous film/substrate cube: anomalies in the film only.
-            het, het_ex = bifeo3_si((size, size), dose=dose, substrate_fraction=0.3,
-                                    random_state=seed, return_expected=True)
+            het, het_ex, het_bulk = _cube(size, seed, dose=dose, substrate_fraction=0.3)
             het_cvae, _ = _fit(het, epochs, seed, device)
             film_rows = size - int(round(0.3 * size))
             m = np.zeros((size, size), bool)
             m[:film_rows] = cluster_mask((film_rows, size), 6, 6, random_state=1000 * seed + 7)
             for dE in extra_shifts:
                 bad = het.inject_shift(dE, window=WINDOW, mask=m)
-                keep = do(_Case("heterogeneous", seed, dE, bad, m, het_ex, het_cvae),
+                keep = do(_Case("heterogeneous", seed, dE, bad, m, het_ex, het_cvae, het_bulk),
                           self_trained=self_trained)
                 if np.isclose(dE, figure_dE) or "heterogeneous" not in figures:
                     figures["heterogeneous"] = (bad, m, keep)
             robust = {"low_dose": dict(dose=dose / 10), "strong_drift": dict(drift=0.32)}
             for rname, kw in robust.items():
                 kw = dict(dict(dose=dose), **kw)
-                cl, ex = bifeo3_si((size, size), random_state=seed, return_expected=True, **kw)
+                cl, ex, bk = _cube(size, seed, **kw)
                 cv, _ = _fit(cl, epochs, seed, device)
                 for dE in extra_shifts:
                     bad, truth = cl.inject_shift(dE, window=WINDOW, random_state=1000 * seed + 3,
                                                  return_mask=True, **CASES["patches6"])
-                    do(_Case(rname, seed, dE, bad, truth.data, ex, cv), self_trained=self_trained)
+                    do(_Case(rname, seed, dE, bad, truth.data, ex, cv, bk), self_trained=self_trained)
             for dE in extra_shifts:
                 bad, truth = clean.inject_shift(dE, window=WINDOW, n_clusters=216, cluster_size=1,
                                                 random_state=1000 * seed + 5, return_mask=True)
-                do(_Case("single_pixels", seed, dE, bad, truth.data, expected, clean_cvae),
+                do(_Case("single_pixels", seed, dE, bad, truth.data, expected, clean_cvae, bulk),
                    self_trained=self_trained)
         # Report after every seed: an interrupted run still leaves consistent files.
         report(list(seeds[:si + 1]))
@@ -374,13 +396,14 @@ def _best(rows, prefix, case, dE, key="roc_auc"):
 
 MAIN_METHODS = ["cvae_self_shift", "cvae_self_pcc", "cvae_clean_shift", "cvae_clean_pcc",
                 "pca3_pcc", "pca4_pcc", "pca5_pcc", "pca3_shift", "pca3p_shift", "rx", "oracle",
-                "pcc_oracle"]
+                "pcc_oracle", "ideal_shift", "ideal_pcc"]
 STYLE = {"cvae_self_shift": ("tab:red", "-", "o"), "cvae_self_pcc": ("tab:red", "--", "s"),
          "cvae_clean_shift": ("tab:orange", "-", "o"), "cvae_clean_pcc": ("tab:orange", "--", "s"),
          "pca3_pcc": ("tab:blue", "--", "^"), "pca4_pcc": ("tab:cyan", "--", "v"),
          "pca5_pcc": ("tab:purple", "--", "<"), "pca3_shift": ("tab:blue", "-", "^"),
          "pca3p_shift": ("tab:green", "-", "D"), "rx": ("tab:brown", ":", "x"),
-         "oracle": ("k", "-", "*"), "pcc_oracle": ("grey", "--", "*")}
+         "oracle": ("k", "-", "*"), "pcc_oracle": ("grey", "--", "*"),
+         "ideal_shift": ("tab:olive", "-", "P"), "ideal_pcc": ("tab:olive", "--", "P")}
 
 
 def _write_figures(out, rows, shift_rows, figures):
@@ -567,7 +590,7 @@ def _write_summary(out, rows, shift_rows, speed, denoise, *, wall, size, dose, e
     if shift_rows:
         L += ["", "## Shift map error on injected pixels (`s.shift_map()`, patches6)", "",
               "| reference | " + " | ".join(f"{d:g} eV" for d in shifts) + " |", "|---|" + "---|" * len(shifts)]
-        for m in ("cvae_self", "cvae_clean", "pca3", "pca3p"):
+        for m in ("cvae_self", "cvae_clean", "pca3", "pca3p", "ideal"):
             cells = []
             for d in shifts:
                 v = [r["rmse_injected"] for r in shift_rows if r["method"] == m and r["case"] == "patches6"
@@ -618,15 +641,17 @@ def _targets(rows, shift_rows, shifts, n_pix):
             gaps.append((d, orc - best))
         if np.isfinite(orc) and orc >= 0.999:
             f1 = max(_stats(rows, f"cvae_self_{s}", case, d, "f1")[0] for s in SCORES)
-            f1s.append((d, f1))
+            ideal = max(_stats(rows, f"ideal_{s}", case, d, "f1")[0] for s in SCORES)
+            f1s.append((d, f1, ideal))
         if d >= 0.5:
             pca, _ = _best(rows, "best_pca", case, d)
             rx = _stats(rows, "rx", case, d, "roc_auc")[0]
             beats.append((d, best - max(pca, rx)))
         po = _stats(rows, "pcc_oracle", case, d, "roc_auc")[0]
         pc = _stats(rows, "cvae_self_pcc", case, d, "roc_auc")[0]
+        pi = _stats(rows, "ideal_pcc", case, d, "roc_auc")[0]
         if np.isfinite(po):
-            pccgap.append((d, po - pc))
+            pccgap.append((d, po - pc, pi - pc))
     if gaps:
         worst = max(gaps, key=lambda g: g[1])
         check("CVAE (self-trained, best score) within 0.01 of the oracle ROC-AUC, ΔE ≥ 0.5 eV",
@@ -634,16 +659,24 @@ def _targets(rows, shift_rows, shifts, n_pix):
     if f1s:
         worst = min(f1s, key=lambda g: g[1])
         check("F1@Otsu ≥ 0.95 wherever the oracle ROC-AUC ≥ 0.999 (best score, self-trained)",
-              worst[1] >= 0.95, f"lowest F1 {worst[1]:.3f} at {worst[0]:g} eV")
-    errs = [(r["dE"], r["rmse_injected"]) for r in shift_rows
-            if r["method"] == "cvae_self" and r["case"] == case and r["dE"] >= 1.0]
-    if errs:
+              worst[1] >= 0.95, f"lowest F1 {worst[1]:.3f} at {worst[0]:g} eV (ideal reconstruction, "
+              f"best score: {worst[2]:.3f})" if np.isfinite(worst[2]) else
+              f"lowest F1 {worst[1]:.3f} at {worst[0]:g} eV")
+    def rms_by_dE(method):
         by = {}
-        for d, e in errs:
-            by.setdefault(d, []).append(e)
-        worst = max(((d, float(np.mean(v))) for d, v in by.items()), key=lambda g: g[1])
+        for r in shift_rows:
+            if r["method"] == method and r["case"] == case and r["dE"] >= 1.0:
+                by.setdefault(r["dE"], []).append(r["rmse_injected"])
+        return {d: float(np.mean(v)) for d, v in by.items()}
+
+    errs, ideal_errs = rms_by_dE("cvae_self"), rms_by_dE("ideal")
+    if errs:
+        worst = max(errs.items(), key=lambda g: g[1])
+        detail = f"largest {worst[1]:.3f} eV at {worst[0]:g} eV"
+        if worst[0] in ideal_errs:
+            detail += f" (ideal reconstruction: {ideal_errs[worst[0]]:.3f} eV)"
         check("Shift map RMS error ≤ 0.1 eV on injected pixels, ΔE ≥ 1 eV (self-trained CVAE)",
-              worst[1] <= 0.1, f"largest {worst[1]:.3f} eV at {worst[0]:g} eV")
+              worst[1] <= 0.1, detail)
     null = [r for r in rows if r["case"] == "null" and r["method"].startswith("cvae")]
     if null:
         fa = max(r["n_flagged"] for r in null)
@@ -666,8 +699,11 @@ def _targets(rows, shift_rows, shifts, n_pix):
               f"smallest margin {worst[1]:+.4f} at {worst[0]:g} eV")
     if pccgap:
         worst = max(pccgap, key=lambda g: g[1])
-        check("CVAE with PCC alone within 0.01 of the PCC oracle (ROC-AUC)", worst[1] <= 0.01,
-              f"largest gap {worst[1]:.4f} at {worst[0]:g} eV")
+        detail = f"largest gap {worst[1]:.4f} at {worst[0]:g} eV"
+        if np.isfinite(worst[2]):
+            detail += (f" (PCC against the ideal, drift-free reconstruction is {worst[2]:+.4f} from "
+                       "the CVAE's; the PCC oracle also knows each pixel's drift)")
+        check("CVAE with PCC alone within 0.01 of the PCC oracle (ROC-AUC)", worst[1] <= 0.01, detail)
     return L
 
 

@@ -161,9 +161,12 @@ def bifeo3_si(shape=(192, 192), *, offset=420.0, scale=0.3, size=1200, dose=150.
         Draw Poisson counts (True) or return the expectation (False).
     random_state : int, numpy.random.Generator or None
         Seed for drift, thickness undulation and noise.
-    return_expected : bool
+    return_expected : bool or "no_drift"
         Also return the noise-free expected counts (same seed, same drift and
-        lattice) as a second signal.
+        lattice) as a second signal. ``"no_drift"`` returns instead the
+        expectation *without* the per-pixel drift (same thickness, lattice and
+        substrate): the best any reconstruction can do, since a random drift of
+        one pixel cannot be told from a shift of that pixel.
     lazy : bool
         Return a lazy signal (the data are generated eagerly, then wrapped).
 
@@ -190,6 +193,8 @@ def bifeo3_si(shape=(192, 192), *, offset=420.0, scale=0.3, size=1200, dose=150.
         raise ValueError(f"`substrate_fraction` must be in [0, 1), got {substrate_fraction}.")
     if len(shape) != 2 or min(shape) < 1:
         raise ValueError(f"`shape` must be (ny, nx) with positive sizes, got {shape!r}.")
+    if return_expected not in (True, False, "no_drift"):
+        raise ValueError(f"`return_expected` must be True, False or 'no_drift', got {return_expected!r}.")
     rng = np.random.default_rng(random_state)
     ny, nx = (int(v) for v in shape)
     energy = offset + scale * np.arange(size)
@@ -221,31 +226,36 @@ def bifeo3_si(shape=(192, 192), *, offset=420.0, scale=0.3, size=1200, dose=150.
         grid, background_exponent=background_exponent, o_k_onset=o_k_onset, fe_l3=fe_l3,
         fe_l2=fe_l2, white_line_fwhm=white_line_fwhm, white_line_ratio=white_line_ratio,
         fe_strength=fe_strength)
-    pos = -d.ravel() / h
-    c = np.floor(pos).astype(np.int64)
-    f = (pos - c).astype(np.float32)
-    tables = {kk: _shift_tables(v.astype(np.float32), grid[0], h, energy, n_sub, c.min(), c.max())
-              for kk, v in comp.items()}
     film = ~substrate.ravel()
     w = {"background": np.ones(ny * nx), "fe": np.where(film, a_fe.ravel(), 0.0),
          "o_bfo": np.where(film, a_o.ravel(), 0.0), "o_sto": np.where(film, 0.0, a_o.ravel()),
          "ti": np.where(film, 0.0, a_fe.ravel())}
     w = {kk: (v * t.ravel()).astype(np.float32) for kk, v in w.items()}
-    expected = np.empty((ny * nx, size), dtype=np.float32)
-    step = 4096
-    for i in range(0, ny * nx, step):
-        sl = slice(i, i + step)
-        out = expected[sl]
-        out[:] = 0.0
-        for kk, (table, c0) in tables.items():
-            if not w[kk][sl].any():
-                continue
-            out += w[kk][sl, None] * _gather(table, c0, c[sl], f[sl])
-    expected = expected.reshape(ny, nx, size)
+
+    def _expectation(drift_map):
+        pos = -drift_map.ravel() / h
+        c = np.floor(pos).astype(np.int64)
+        f = (pos - c).astype(np.float32)
+        tables = {kk: _shift_tables(v.astype(np.float32), grid[0], h, energy, n_sub, c.min(), c.max())
+                  for kk, v in comp.items()}
+        out_all = np.empty((ny * nx, size), dtype=np.float32)
+        step = 4096
+        for i in range(0, ny * nx, step):
+            sl = slice(i, i + step)
+            out = out_all[sl]
+            out[:] = 0.0
+            for kk, (table, c0) in tables.items():
+                if not w[kk][sl].any():
+                    continue
+                out += w[kk][sl, None] * _gather(table, c0, c[sl], f[sl])
+        return out_all.reshape(ny, nx, size)
+
+    expected = _expectation(d)
 
     win = (energy >= 690.0) & (energy < 730.0)
     ref = expected[..., win].mean() if win.any() else expected.mean()
-    expected *= np.float32(dose / ref)
+    norm = np.float32(dose / ref)
+    expected *= norm
     data = rng.poisson(expected).astype(np.float32) if noise else expected.copy()
 
     def _wrap(arr, title):
@@ -268,6 +278,10 @@ def bifeo3_si(shape=(192, 192), *, offset=420.0, scale=0.3, size=1200, dose=150.
         return s.as_lazy() if lazy else s
 
     s = _wrap(data, "Synthetic BiFeO3 spectrum image")
+    if return_expected == "no_drift":
+        bulk = _expectation(np.zeros_like(d))
+        bulk *= norm
+        return s, _wrap(bulk, "Synthetic BiFeO3 spectrum image (expected counts, no drift)")
     if return_expected:
         return s, _wrap(expected, "Synthetic BiFeO3 spectrum image (expected counts)")
     return s

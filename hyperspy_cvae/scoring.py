@@ -468,24 +468,50 @@ def _as_array(x):
 
 
 def unimodality_test(scores, *, anomalous="low", nbins=256, smooth=2.0, max_valley_ratio=0.8,
-                     min_significance=5.0, min_pixels=10):
+                     min_significance=4.5, min_pixels=10, min_separation=3.0, min_kernel_count=10.0):
     """Decide whether the scores have a separate mode on the anomalous side.
 
     A local dip test on the histogram. The scores are binned (``nbins``
     equal bins over their range, as for Otsu) and smoothed with a Gaussian of
-    ``smooth`` bins. Let ``M`` be the main mode (highest bin). For every local
-    maximum ``P`` on the anomalous side of ``M``, the valley ``V`` is the lowest
-    smoothed count between ``P`` and ``M``. The distribution is called bimodal
-    if, for some ``P``, both hold:
+    ``smooth`` bins, widened (×2, ×4, ×8) wherever the histogram is too sparse
+    for that width — fewer than ``min_kernel_count`` pixels under the kernel —
+    so that chance gaps in a sparse tail are not taken for valleys. Let ``M``
+    be the main mode (highest bin). For every local maximum ``P`` on the
+    anomalous side of ``M``, the valley ``V`` is the lowest smoothed count
+    between ``P`` and ``M``. The distribution is called bimodal if, for some
+    ``P``, all of these hold:
 
     * there is a dip: ``V <= max_valley_ratio · P`` (0.8: a broad anomalous
       population — a spread of shifts — has a low, wide peak, so the dip is
       shallow in ratio; whether it is real is decided by the next test);
-    * the group beyond the valley is not a counting fluctuation: with ``N`` pixels
-      beyond the valley in ``k`` bins, a density never exceeding ``V`` allows at
-      most ``V·k``, and ``(N - V·k) / sqrt(max(V·k, 1)) >= min_significance``;
+    * the mode is not a counting fluctuation: over the ``k`` bins beyond the
+      valley where the smoothed histogram is above ``(V + P) / 2`` (the upper
+      half of the mode), a density never exceeding ``V`` — what a unimodal
+      distribution allows there — would give at most ``V·k`` pixels on
+      average; the ``N`` pixels observed there must be a
+      ``min_significance``-sigma excess (exact Poisson tail probability of
+      ``N`` given mean ``V·k``, as a Gaussian sigma);
     * at least ``min_pixels`` pixels lie beyond the valley (a handful of
-      isolated extreme pixels in a long tail is not a population).
+      isolated extreme pixels in a long tail is not a population);
+    * the mode is an outlying population, not structure inside the bulk: it
+      lies at least ``min_separation`` robust standard deviations (1.4826 ×
+      the median absolute deviation of all scores) from the median.
+
+    Of the modes that pass, the one whose valley is nearest the main mode is
+    reported (its valley separates the most pixels).
+
+    Counting only the mode itself (not every bin beyond the valley) matters for
+    a broad anomalous population — a spread of shifts — followed by an empty
+    far tail, whose empty bins would otherwise dilute the excess: a 0.5 eV shift
+    in 24 patches (ROC-AUC 0.9995) failed that way. The adaptive smoothing
+    keeps chance gaps of a sparse tail from passing for deep valleys, and the
+    separation condition keeps a shoulder of the bulk (seen on a null PCA shift
+    map, from score quantisation near zero) from counting as anomalies. On
+    5,040 samples of unimodal skewed and heavy-tailed distributions
+    (half-normal, χ²₁, χ²₃, log-normal, Student t₃, beta, exponential;
+    2,304–36,864 values, each side tested) it called 1 bimodal (0 at 5σ);
+    the previous version (every bin beyond the valley counted, fixed
+    smoothing, 5σ) called 94 of 1,680 bimodal.
 
     Why not a global test: anomalies are typically < 1 % of the pixels, far
     too few for Hartigan's dip test, and the bulk itself is usually skewed or a
@@ -500,13 +526,17 @@ def unimodality_test(scores, *, anomalous="low", nbins=256, smooth=2.0, max_vall
         Scores, any shape; non-finite values are ignored.
     anomalous : {"low", "high"}
         Side of the distribution where anomalies lie.
+    nbins, smooth : int, float
+        Histogram bins and the narrowest Gaussian smoothing (in bins).
+    max_valley_ratio, min_significance, min_pixels, min_separation, min_kernel_count : float
+        The thresholds of the conditions above.
 
     Returns
     -------
     dict
-        ``bimodal`` (bool), ``valley_ratio`` (V/P of the most significant dip,
-        1 if none), ``significance``, ``anomalous_mode`` and ``valley`` (score
-        values), ``test`` (a description).
+        ``bimodal`` (bool), ``valley_ratio`` (V/P of the reported dip, 1 if
+        none), ``significance`` (sigma), ``anomalous_mode`` and ``valley``
+        (score values), ``n_beyond_valley``, ``test`` (a description).
 
     Examples
     --------
@@ -518,42 +548,57 @@ def unimodality_test(scores, *, anomalous="low", nbins=256, smooth=2.0, max_vall
     True
     """
     from scipy.ndimage import gaussian_filter1d
+    from scipy.stats import norm, poisson
 
     z = np.asarray(scores, dtype=np.float64).ravel()
     z = z[np.isfinite(z)]
-    desc = (f"histogram dip test ({nbins} bins, smoothing {smooth:g} bins): bimodal iff a mode on "
-            f"the {anomalous} side has a valley <= {max_valley_ratio:g}x its height, "
-            f">= {min_significance:g} sigma deep")
+    desc = (f"histogram dip test ({nbins} bins, adaptive smoothing >= {smooth:g} bins): bimodal iff "
+            f"a mode on the {anomalous} side, >= {min_separation:g} robust s.d. from the median, has "
+            f"a valley <= {max_valley_ratio:g}x its height and is >= {min_significance:g} sigma above it")
     result = {"bimodal": False, "valley_ratio": 1.0, "significance": 0.0, "anomalous_mode": None,
               "valley": None, "n_beyond_valley": 0, "test": desc}
     if z.size < 10 or np.ptp(z) <= 1e-12 * max(1.0, np.abs(z).max()):
         return result
     counts, edges = np.histogram(z, bins=nbins)
     centres = 0.5 * (edges[1:] + edges[:-1])
-    h = gaussian_filter1d(counts.astype(np.float64), smooth, mode="constant")
-    if anomalous == "high":
-        h, centres = h[::-1], centres[::-1]
+    # Adaptive smoothing: the narrowest of smooth·(1, 2, 4, 8) bins with at least
+    # min_kernel_count pixels under the kernel (the widest where none has).
+    h = None
+    for width in smooth * 2.0 ** np.arange(3, -1, -1):
+        hw = gaussian_filter1d(counts.astype(np.float64), width, mode="constant")
+        h = hw if h is None else np.where(hw * np.sqrt(2 * np.pi) * width >= min_kernel_count, hw, h)
+    raw = counts.astype(np.float64)
+    if anomalous == "high":  # work from the anomalous end towards the main mode
+        h, centres, raw = h[::-1], centres[::-1], raw[::-1]
     m = int(np.argmax(h))
-    cum = np.cumsum(counts[::-1] if anomalous == "high" else counts)  # raw counts up to bin i
+    cum = np.cumsum(raw)  # raw counts up to bin i
+    median = float(np.median(z))
+    spread = 1.4826 * float(np.median(np.abs(z - median)))
+    peaks = [i for i in range(m)  # candidate anomalous-side peaks, left of the main mode
+             if h[i] > 0 and (i == 0 or h[i] >= h[i - 1]) and h[i] >= h[i + 1]
+             and abs(centres[i] - median) >= min_separation * spread]  # else: inside the bulk
     best = None
-    for i in range(m):  # candidate anomalous-side peaks, left of the main mode
-        if h[i] <= 0 or (i > 0 and h[i] < h[i - 1]) or h[i] < h[i + 1]:
-            continue
+    for i in peaks:
         j = i + int(np.argmin(h[i:m + 1]))
         valley, peak = h[j], h[i]
-        # Pixels beyond the valley vs what a density never exceeding the valley allows.
         n_beyond = float(cum[j])
-        allowed = valley * (j + 1)
-        sig = (n_beyond - allowed) / np.sqrt(max(allowed, 1.0))
-        if best is None or sig > best[0]:
-            best = (sig, valley / peak, i, j, n_beyond)
+        # Pixels in the upper half of the mode vs what a density never exceeding
+        # the valley allows there: exact Poisson tail.
+        in_mode = h[:j + 1] > 0.5 * (valley + peak)
+        allowed = valley * int(in_mode.sum())
+        n_mode = float(raw[:j + 1][in_mode].sum())
+        p = poisson.sf(n_mode - 1, max(allowed, 1e-12)) if n_mode > allowed else 0.5
+        sig = float(norm.isf(min(max(p, 1e-300), 0.5)))
+        ratio = valley / peak
+        passes = ratio <= max_valley_ratio and sig >= min_significance and n_beyond >= min_pixels
+        key = (passes, n_beyond if passes else sig)
+        if best is None or key > best[0]:
+            best = (key, passes, sig, ratio, i, j, n_beyond)
     if best is not None:
-        sig, ratio, i, j, n_beyond = best
-        result.update(significance=float(sig), valley_ratio=float(ratio),
+        _, passes, sig, ratio, i, j, n_beyond = best
+        result.update(significance=sig, valley_ratio=float(ratio),
                       anomalous_mode=float(centres[i]), valley=float(centres[j]),
-                      n_beyond_valley=int(n_beyond),
-                      bimodal=bool(ratio <= max_valley_ratio and sig >= min_significance
-                                   and n_beyond >= min_pixels))
+                      n_beyond_valley=int(n_beyond), bimodal=bool(passes))
     return result
 
 

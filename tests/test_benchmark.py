@@ -21,7 +21,8 @@ def test_quick_outputs_exist_and_parse(quick_run):
         assert next(csv.reader(fh)) == benchmark.COLUMNS
     methods = {r["method"] for r in rows}
     for m in ("cvae_self_pcc", "cvae_self_deviance", "cvae_self_shift", "cvae_clean_pcc", "pca3_pcc",
-              "pca4p_pcc", "pca5_deviance", "pca3p_shift", "rx", "oracle", "pcc_oracle"):
+              "pca4p_pcc", "pca5_deviance", "pca3p_shift", "rx", "oracle", "pcc_oracle",
+              "ideal_pcc", "ideal_shift"):
         assert m in methods
     assert {r["case"] for r in rows} == {"null", "patches6"}
     for r in rows:

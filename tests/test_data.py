@@ -64,6 +64,23 @@ def test_drift_and_substrate():
     assert s.metadata.CVAE.synthetic.substrate_fraction == 0.25
 
 
+def test_expected_without_drift():
+    """``return_expected="no_drift"``: same counts, same thickness/lattice, drift removed."""
+    kw = dict(offset=640.0, size=400, random_state=2, drift=0.3)
+    s, ex = bifeo3_si((16, 16), return_expected=True, **kw)
+    s2, bulk = bifeo3_si((16, 16), return_expected="no_drift", **kw)
+    assert np.array_equal(s.data, s2.data)
+    e = s.axes_manager[-1].axis
+    l3 = (e > 700) & (e < 716)
+    peak = e[l3][np.argmax(bulk.data[..., l3], -1)]
+    assert np.ptp(peak) == 0.0 and abs(peak[0, 0] - 708.0) <= 0.3  # every pixel's L3 at 708 eV
+    assert np.ptp(e[l3][np.argmax(ex.data[..., l3], -1)]) >= 0.6    # the drifted ones are not
+    # Same intensities (thickness, lattice) up to the drift.
+    assert bulk.data.sum((-1)) == pytest.approx(ex.data.sum(-1), rel=0.01)
+    with pytest.raises(ValueError, match="return_expected"):
+        bifeo3_si((4, 4), return_expected="yes")
+
+
 @pytest.mark.parametrize("kw", [{"dose": 0}, {"substrate_fraction": 1.0}, {"shape": (0, 3)}])
 def test_bad_parameters(kw):
     shape = kw.pop("shape", (4, 4))
