@@ -107,3 +107,21 @@ def test_detection_metrics_against_sklearn():
     assert p[-1] == 1 and r[-1] == 0 and len(t) == len(p) - 1
     with pytest.raises(ValueError, match="different sizes"):
         detection_metrics(mask[:5], truth)
+
+
+def test_unimodality_broad_anomalous_mode_and_heavy_tails():
+    """A broad, low anomalous mode beyond a long sparse tail is found; unimodal
+    skewed/heavy-tailed samples (the sparse tails that fooled the old test) are not."""
+    rng = np.random.default_rng(4)
+    # Shift-score-like: bulk |N(0, 1.9)|, 216 anomalies spread as N(9.5, 1.6), a few far outliers.
+    z = np.r_[np.abs(rng.normal(0, 1.9, 36648)), rng.normal(9.5, 1.6, 216), [18.0, 19.5, 21.0]]
+    r = unimodality_test(z, anomalous="high")
+    assert r["bimodal"] and 5.0 < r["valley"] < 8.5, r
+    assert r["n_beyond_valley"] >= 180
+    for draw in (lambda: rng.chisquare(1, 9216), lambda: rng.lognormal(0, 0.7, 9216),
+                 lambda: rng.exponential(size=9216), lambda: rng.standard_t(3, 9216),
+                 lambda: np.abs(rng.normal(size=2304))):
+        for _ in range(5):
+            x = draw()
+            assert not unimodality_test(x, anomalous="high")["bimodal"]
+            assert not unimodality_test(x, anomalous="low")["bimodal"]
