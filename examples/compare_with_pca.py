@@ -96,7 +96,7 @@ def main(argv=None):
     bad2, truth2 = s2.inject_shift(args.dE, WINDOW, n_clusters=n_clusters, random_state=11,
                                    return_mask=True)
     bad2.load_cvae(ckpt)                                 # checks the energy axis
-    pcc2, mask2 = bad2.anomaly_map("cvae", window=WINDOW)
+    pcc2, mask2 = bad2.anomaly_map("cvae", window=WINDOW, score="pcc")
     m = detection_metrics(mask2, truth2, pcc2)
     print(f"re-applied {ckpt.name} (sha256 {pcc2.metadata.CVAE.score.model_checksum[:12]}…) to a new "
           f"acquisition: F1 {m['f1']:.3f}, ROC-AUC {m['roc_auc']:.4f}")

@@ -70,7 +70,7 @@ def main(argv=None):
         lazy = hs.load(cube, lazy=True, signal_type="CVAE_EELS")
         lazy.fit_cvae(signal_range=(660.0, 760.0), epochs=epochs, random_state=0,
                       max_train_shards=64, show_progressbar=False)
-        pcc, mask = lazy.anomaly_map("cvae", window=WINDOW, show_progressbar=False)
+        pcc, mask = lazy.anomaly_map("cvae", window=WINDOW, score="pcc", show_progressbar=False)
         rec = lazy.cvae_decomposition(show_progressbar=False)      # lazy: nothing computed yet
         assert rec._lazy
         rec.save(pathlib.Path(tmp) / "reconstruction.zspy")        # streamed chunk by chunk

@@ -53,7 +53,7 @@ def main(argv=None):
     truth_arr = cluster_mask((size, size), 2 if args.quick else 5, 12, random_state=3)
     bad, truth = clean.inject_shift(args.dE, WINDOW, mask=truth_arr, return_mask=True)
     cvae = bad.fit_cvae(**fit)
-    pcc, mask = bad.anomaly_map("cvae", window=WINDOW)     # also fills bad.cvae_results
+    pcc, mask = bad.anomaly_map("cvae", window=WINDOW, score="pcc")  # also fills bad.cvae_results
     latent_map = bad.cvae_results["latent_map"]           # latent_map.plot() to browse
     print(f"latent map: {latent_map} (shard grid, stride {latent_map.metadata.CVAE.latent.stride} px)")
     plt.close(plot_latent_maps(latent_map, n=8, path=out / "latent_maps.png"))

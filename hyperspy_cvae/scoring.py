@@ -404,7 +404,7 @@ def shift_analysis(original, reconstruction, window=(690.0, 730.0), max_shift=10
     axis, out = _shift_arrays(original, reconstruction, window, max_shift)
     method = reconstruction.metadata.get_item("CVAE.reconstruction.method", "reconstruction")
     units = axis.units or "eV"
-    extra = {"method": method, "units": units, "max_shift": float(max_shift)}
+    extra = dict(_provenance(reconstruction), method=method, units=units, max_shift=float(max_shift))
     w = f"{window[0]:g}-{window[1]:g} {units}"
     shift = _score_signal(original, out[..., 0] * axis.scale, kind="shift_estimate",
                           anomalous="both", window=window, extra=extra,

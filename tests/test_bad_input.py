@@ -186,9 +186,12 @@ def test_integer_counts(dtype, cube, fitted):
     assert cvae.checksum() == fitted.cvae.checksum()  # counts are counts, whatever their dtype
     rec = s.cvae_decomposition()
     assert rec.data.dtype == np.float32
-    pcc, _ = s.anomaly_map("pca", window=W)
-    pcc_f, _ = cube.anomaly_map("pca", window=W)
+    pcc, _ = s.anomaly_map("pca", window=W, score="pcc")
+    pcc_f, _ = cube.anomaly_map("pca", window=W, score="pcc")
     np.testing.assert_allclose(pcc.data, pcc_f.data, atol=1e-6)
+    z, _ = s.anomaly_map("pca", window=W)  # the default shift score: sqrt of a likelihood ratio
+    z_f, _ = cube.anomaly_map("pca", window=W)
+    np.testing.assert_allclose(z.data, z_f.data, atol=1e-3)
     s.anomaly_map("cvae", window=W)
     assert data_hash(s) == before and s.data.dtype == dtype
 
@@ -278,16 +281,17 @@ def test_inject_shift_mask_of_wrong_shape(lazy, cube):
 
 
 # --------------------------------------------------------------------------- degenerate data
+@pytest.mark.parametrize("score", ["shift", "pcc"])
 @pytest.mark.parametrize("method", ["pca", "cvae"])
 @pytest.mark.parametrize("lazy", [False, True])
-def test_anomaly_map_all_identical_spectra(method, lazy, cube, cvae):
+def test_anomaly_map_all_identical_spectra(method, lazy, score, cube, cvae):
     s = cube.deepcopy()
     s.data[:] = cube.data.mean((0, 1))
     s = s.as_lazy() if lazy else s
     kw = {"cvae": cvae} if method == "cvae" else {}
     with warnings.catch_warnings():
         warnings.simplefilter("error", RuntimeWarning)  # no 0/0 or invalid-value spam
-        pcc, mask = s.anomaly_map(method, window=W, **kw)
+        pcc, mask = s.anomaly_map(method, window=W, score=score, **kw)
     assert np.isfinite(pcc.data).all()
     assert not mask.data.any()
     assert "identical" in mask.metadata.CVAE.threshold.decision

@@ -1,19 +1,24 @@
 import numpy as np
 import pytest
 
-from hyperspy_cvae.scoring import pcc_map
+from hyperspy_cvae.scoring import pcc_map, shift_score_map
 from conftest import data_hash
 
 
 def test_pca_path_equals_plain_hyperspy(small_cube):
     s = small_cube.inject_shift(4.0, n_clusters=2, random_state=1)
     before = data_hash(s)
-    pcc, mask = s.anomaly_map("pca", n_components=3)
+    pcc, mask = s.anomaly_map("pca", n_components=3, score="pcc")
     assert data_hash(s) == before
     manual = s.deepcopy()
     manual.decomposition(print_info=False)
     ref = pcc_map(s, manual.get_decomposition_model(3), (690.0, 730.0))
     np.testing.assert_allclose(pcc.data, ref.data, atol=1e-8)
+    # The default score is the shift likelihood ratio against the same reconstruction.
+    z, _ = s.anomaly_map("pca", n_components=3)
+    ref_z = shift_score_map(s, manual.get_decomposition_model(3), (690.0, 730.0))
+    assert z.metadata.CVAE.score.kind == "shift"
+    np.testing.assert_allclose(z.data, ref_z.data, atol=1e-8)
     assert pcc.metadata.CVAE.method == "PCA(3)" and mask.metadata.CVAE.method == "PCA(3)"
     assert mask.data.dtype == bool and mask.axes_manager.signal_shape == (48, 48)
     assert "threshold" in mask.metadata.CVAE.threshold

@@ -30,7 +30,7 @@ def run(small_cube):
     bad, truth = small_cube.inject_shift(4.0, WINDOW, n_clusters=2, random_state=1, return_mask=True)
     bad.fit_cvae(**FIT)
     rec = bad.cvae_decomposition(show_progressbar=False)
-    pcc, mask = bad.anomaly_map("cvae", window=WINDOW, show_progressbar=False)
+    pcc, mask = bad.anomaly_map("cvae", window=WINDOW, score="pcc", show_progressbar=False)
     return {"s": bad, "truth": truth, "rec": rec, "pcc": pcc, "mask": mask,
             "latent_map": bad.cvae_results["latent_map"]}
 
@@ -276,12 +276,13 @@ def test_saved_model_reapplied_to_new_acquisition(run, tmp_path):
     cvae = new_bad.load_cvae(path)
     assert new_bad.cvae is cvae and cvae.checksum() == s.cvae.checksum()
     assert new_bad.metadata.CVAE.model.checkpoint == str(path)
-    pcc, mask = new_bad.anomaly_map("cvae", window=WINDOW, show_progressbar=False)
+    pcc, mask = new_bad.anomaly_map("cvae", window=WINDOW, score="pcc", show_progressbar=False)
     assert pcc.metadata.CVAE.score.checkpoint == str(path)
     assert pcc.metadata.CVAE.score.model_checksum == s.cvae.checksum()
     assert detection_metrics(mask, truth2, pcc)["roc_auc"] > 0.95
     # the same with an explicit estimator, and the energy axis is checked
-    pcc2, _ = new_bad.anomaly_map("cvae", window=WINDOW, cvae=CVAE.load(path), show_progressbar=False)
+    pcc2, _ = new_bad.anomaly_map("cvae", window=WINDOW, score="pcc", cvae=CVAE.load(path),
+                                 show_progressbar=False)
     np.testing.assert_allclose(pcc2.data, pcc.data)
     other = bifeo3_si((48, 48), offset=640.0, scale=0.25, size=400, random_state=7)
     with pytest.raises(ValueError, match="eV/channel"):
