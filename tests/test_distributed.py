@@ -76,7 +76,9 @@ def test_local_cluster_equals_single_process(fitted):
     assert data_hash(fitted) == before
     np.testing.assert_allclose(rec.data, ref_rec.data, rtol=1e-5, atol=1e-4)
     np.testing.assert_allclose(rec_l.data, ref_rec.data, rtol=1e-5, atol=1e-4)
-    np.testing.assert_allclose(pcc.data, ref_pcc.data, rtol=0, atol=1e-6)
+    # The default (shift) score is the square root of a likelihood ratio: float32 differences
+    # between worker and local reconstructions show up at 1e-6 near zero.
+    np.testing.assert_allclose(pcc.data, ref_pcc.data, rtol=1e-5, atol=1e-4)
     np.testing.assert_array_equal(mask.data, ref_mask.data)
     np.testing.assert_allclose(fitted.cvae_results["latent_map"].data, ref_lat, rtol=1e-5, atol=1e-5)
 
