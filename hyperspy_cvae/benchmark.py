@@ -106,7 +106,7 @@ class _Case:
     oracles' reference); ``bulk`` the same without the drift (the ideal reconstruction).
     """
 
-    def __init__(self, name, seed, dE, data, truth, expected, clean_cvae, bulk=None):
+    def __init__(self, name, seed, dE, data, truth, expected, clean_cvae, bulk):
         self.name, self.seed, self.dE = name, seed, dE
         self.data, self.truth, self.expected, self.clean_cvae = data, truth, expected, clean_cvae
         self.bulk = bulk
@@ -207,9 +207,8 @@ def score_case(case, *, epochs, device, self_trained=True, speed=None, denoise=N
             denoise.append(_denoise_row(prefix, case, rec))
     # The ideal reconstruction: the noise-free bulk without the per-pixel drift (no
     # reconstruction can know a random drift of one pixel; it looks like a shift).
-    if case.bulk is not None:
-        ideal = case.bulk.isig[RANGE[0]:RANGE[1]]
-        _score_reconstruction("ideal", cropped, ideal, case, 0.0, rows, keep, shift_rows)
+    _score_reconstruction("ideal", cropped, case.bulk.isig[RANGE[0]:RANGE[1]], case, 0.0, rows, keep,
+                          shift_rows)
     # HyperSpy PCA on the same energy range, plain and Poisson-normalised.
     for poisson in (False, True):
         with _Timer() as t_svd:

@@ -509,9 +509,11 @@ def unimodality_test(scores, *, anomalous="low", nbins=256, smooth=2.0, max_vall
     map, from score quantisation near zero) from counting as anomalies. On
     5,040 samples of unimodal skewed and heavy-tailed distributions
     (half-normal, χ²₁, χ²₃, log-normal, Student t₃, beta, exponential;
-    2,304–36,864 values, each side tested) it called 1 bimodal (0 at 5σ);
-    the previous version (every bin beyond the valley counted, fixed
-    smoothing, 5σ) called 94 of 1,680 bimodal.
+    2,304–36,864 values, each side tested) it calls 1 bimodal
+    (``benchmarks/unimodality_null.py``, output in
+    ``benchmarks/results/unimodality_null.md``); the previous version (every
+    bin beyond the valley counted, fixed smoothing, 5σ) called 94 of 1,680
+    such samples bimodal (``benchmarks/NOTES.md`` §4).
 
     Why not a global test: anomalies are typically < 1 % of the pixels, far
     too few for Hartigan's dip test, and the bulk itself is usually skewed or a
