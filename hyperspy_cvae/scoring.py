@@ -703,16 +703,19 @@ def detection_metrics(mask, truth, scores=None, *, anomalous=None):
     -------
     dict
         ``precision``, ``recall``, ``f1``, ``n_flagged``, ``n_true`` and, with
-        scores, ``roc_auc`` and ``pr_auc`` (average precision).
+        scores, ``roc_auc``, ``pr_auc`` (average precision) and ``f1_best``:
+        the highest F1 that any threshold on the scores reaches (it needs the
+        truth to choose, so it is a ceiling for ``f1``, not a method).
 
     Examples
     --------
     >>> truth = np.array([0, 0, 1, 1], bool)
     >>> m = detection_metrics(np.array([0, 1, 1, 1], bool), truth, np.array([.9, .5, .2, .1]))
-    >>> round(m["precision"], 3), m["recall"], m["roc_auc"]
-    (0.667, 1.0, 1.0)
+    >>> round(m["precision"], 3), m["recall"], m["roc_auc"], m["f1_best"]
+    (0.667, 1.0, 1.0, 1.0)
     """
-    from sklearn.metrics import average_precision_score, precision_recall_fscore_support, roc_auc_score
+    from sklearn.metrics import (average_precision_score, precision_recall_curve as _prc,
+                                 precision_recall_fscore_support, roc_auc_score)
 
     y = _as_array(truth).astype(bool).ravel()
     p = _as_array(mask).astype(bool).ravel()
@@ -725,10 +728,13 @@ def detection_metrics(mask, truth, scores=None, *, anomalous=None):
         a = _anomaly_scores(scores, anomalous)
         ok = np.isfinite(a)
         if y.all() or not y.any():
-            out.update(roc_auc=float("nan"), pr_auc=float("nan"))
+            out.update(roc_auc=float("nan"), pr_auc=float("nan"), f1_best=float("nan"))
         else:
+            pc, rc, _ = _prc(y[ok], a[ok])
+            f1s = 2 * pc * rc / np.maximum(pc + rc, 1e-300)
             out.update(roc_auc=float(roc_auc_score(y[ok], a[ok])),
-                       pr_auc=float(average_precision_score(y[ok], a[ok])))
+                       pr_auc=float(average_precision_score(y[ok], a[ok])),
+                       f1_best=float(f1s.max()))
     return out
 
 

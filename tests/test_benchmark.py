@@ -1,6 +1,11 @@
-"""The benchmark's quick mode, as CI runs it: files exist, parse, and the CVAE beats PCA(3)."""
+"""The benchmark's quick mode, as CI runs it: files exist, parse, and the CVAE beats PCA(3).
+
+Also: the README's benchmark block is the committed run's ``headline.md``, rendered again from the
+committed CSV files (so its numbers cannot drift from the run).
+"""
 
 import csv
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,20 +26,23 @@ def test_quick_outputs_exist_and_parse(quick_run):
         assert next(csv.reader(fh)) == benchmark.COLUMNS
     methods = {r["method"] for r in rows}
     for m in ("cvae_self_pcc", "cvae_self_deviance", "cvae_self_shift", "cvae_clean_pcc", "pca3_pcc",
-              "pca4p_pcc", "pca5_deviance", "pca3p_shift", "rx", "oracle", "pcc_oracle",
-              "ideal_pcc", "ideal_shift"):
+              "pca4p_pcc", "pca5_deviance", "pca3p_shift", "rx", "oracle", "oracle_nodrift",
+              "pcc_oracle", "ideal_pcc", "ideal_shift"):
         assert m in methods
     assert {r["case"] for r in rows} == {"null", "patches6"}
     for r in rows:
         assert 0.0 <= r["f1"] <= 1.0 and r["n_flagged"] >= 0
         if r["case"] != "null":
             assert 0.0 <= r["roc_auc"] <= 1.0 and 0.0 <= r["pr_auc"] <= 1.0
+            # The best threshold (chosen with the truth) is at least as good as Otsu's.
+            assert r["f1"] - 1e-9 <= r["f1_best"] <= 1.0
     for name in ("summary.md", "f1_auc_vs_shift.png", "pcc_histograms.png", "score_maps.png",
                  "pr_curves.png", "latent_similarity.png", "shift_map.png", "shift_error.csv",
-                 "denoising.csv", "speed.csv"):
+                 "denoising.csv", "speed.csv", "headline.md"):
         assert (quick_run / name).stat().st_size > 0, name
     summary = (quick_run / "summary.md").read_text()
     assert "Targets" in summary and "published" in summary.lower()
+    assert (quick_run / "headline.md").read_text() == benchmark.headline(quick_run)
 
 
 def test_quick_cvae_beats_pca3_at_4ev(quick_run):
@@ -49,3 +57,17 @@ def test_quick_cvae_beats_pca3_at_4ev(quick_run):
     cvae = max(auc(f"cvae_self_{s}") for s in benchmark.SCORES)
     assert cvae > auc("pca3_pcc")
     assert auc("cvae_self_pcc") > auc("pca3_pcc")
+
+
+ROOT = Path(__file__).resolve().parents[1]
+START, END = "<!-- benchmark-headline:start -->", "<!-- benchmark-headline:end -->"
+
+
+def test_readme_block_is_the_committed_run():
+    results = ROOT / "benchmarks" / "results"
+    rendered = benchmark.headline(results)
+    assert (results / "headline.md").read_text() == rendered
+    readme = (ROOT / "README.md").read_text()
+    assert readme.count(START) == 1 and readme.count(END) == 1
+    block = readme.split(START, 1)[1].split(END, 1)[0]
+    assert block.strip() == rendered.strip()

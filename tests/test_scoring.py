@@ -105,6 +105,10 @@ def test_detection_metrics_against_sklearn():
     assert m["pr_auc"] == pytest.approx(average_precision_score(truth.ravel(), -scores.ravel()))
     p, r, t = precision_recall_curve(truth, scores, anomalous="low")
     assert p[-1] == 1 and r[-1] == 0 and len(t) == len(p) - 1
+    # f1_best: brute force over every threshold the scores allow.
+    best = max(f1_score(truth.ravel(), (scores <= v).ravel()) for v in np.unique(scores))
+    assert m["f1_best"] == pytest.approx(best)
+    assert m["f1_best"] >= m["f1"]
     with pytest.raises(ValueError, match="different sizes"):
         detection_metrics(mask[:5], truth)
 
