@@ -180,3 +180,21 @@ def check_counts(data, *, name: str = "data"):
             f"{name} contains {n} NaN/inf value(s). Replace them first, e.g. "
             "`s.data = np.nan_to_num(s.data)` on a copy, or crop the bad region."
         )
+
+
+def navigation_mask_array(signal, mask, *, name: str = "navigation_mask"):
+    """``mask`` (bool array or Signal2D/BaseSignal of the navigation shape) as a numpy bool
+    array in array order ``(y, x)``, with a clear error for a wrong shape or dtype."""
+    shape = tuple(signal.axes_manager.navigation_shape[::-1])
+    arr = mask.data if hasattr(mask, "axes_manager") else mask
+    if hasattr(arr, "compute"):
+        arr = arr.compute()
+    arr = np.asarray(arr)
+    if arr.dtype != bool:
+        raise TypeError(f"`{name}` must be boolean (True = leave the pixel out), got dtype {arr.dtype}.")
+    if arr.shape != shape:
+        raise ValueError(f"`{name}` has shape {arr.shape}, expected the navigation shape {shape} "
+                         "(array order y, x).")
+    if arr.all():
+        raise ValueError(f"`{name}` leaves out every pixel; nothing is left to score.")
+    return arr

@@ -705,7 +705,9 @@ def detection_metrics(mask, truth, scores=None, *, anomalous=None):
         ``precision``, ``recall``, ``f1``, ``n_flagged``, ``n_true`` and, with
         scores, ``roc_auc``, ``pr_auc`` (average precision) and ``f1_best``:
         the highest F1 that any threshold on the scores reaches (it needs the
-        truth to choose, so it is a ceiling for ``f1``, not a method).
+        truth to choose, so it is a ceiling for ``f1``, not a method). All are
+        over the whole map: NaN scores (pixels left out with
+        ``anomaly_map(navigation_mask=...)``) rank below every scored pixel.
 
     Examples
     --------
@@ -727,13 +729,18 @@ def detection_metrics(mask, truth, scores=None, *, anomalous=None):
     if scores is not None:
         a = _anomaly_scores(scores, anomalous)
         ok = np.isfinite(a)
-        if y.all() or not y.any():
+        if y.shape != a.shape:
+            raise ValueError(f"scores and truth have different sizes ({a.size} vs {y.size}).")
+        if y.all() or not y.any() or not ok.any():
             out.update(roc_auc=float("nan"), pr_auc=float("nan"), f1_best=float("nan"))
         else:
-            pc, rc, _ = _prc(y[ok], a[ok])
+            # NaN pixels (left out by navigation_mask) stay in, ranked below every
+            # scored pixel: the metrics are over the whole map, as is the mask's F1.
+            a = np.where(ok, a, a[ok].min() - 1.0)
+            pc, rc, _ = _prc(y, a)
             f1s = 2 * pc * rc / np.maximum(pc + rc, 1e-300)
-            out.update(roc_auc=float(roc_auc_score(y[ok], a[ok])),
-                       pr_auc=float(average_precision_score(y[ok], a[ok])),
+            out.update(roc_auc=float(roc_auc_score(y, a)),
+                       pr_auc=float(average_precision_score(y, a)),
                        f1_best=float(f1s.max()))
     return out
 

@@ -11,7 +11,7 @@ from exspy.signals import EELSSpectrum, LazyEELSSpectrum
 from hyperspy.docstrings.signal import SHOW_PROGRESSBAR_ARG
 
 from ._validation import (all_spectra_identical, check_counts, check_finite_score, check_map_signal,
-                          check_real, energy_axis, window_slice)
+                          check_real, energy_axis, navigation_mask_array, window_slice)
 from ._version import __version__
 from .inject import cluster_mask, shift_window
 
@@ -23,6 +23,19 @@ _FIT_KEYS = ("signal_range", "train_mask", "latent_dim", "beta", "shard_size", "
              "batch_size", "learning_rate", "loss", "widths", "validation_fraction",
              "early_stopping", "patience", "augment", "random_state", "shards_per_epoch",
              "max_train_shards")
+
+
+def _leave_out(smap, navigation_mask):
+    """The score map with the pixels of ``navigation_mask`` set to NaN (a new signal)."""
+    out = smap.deepcopy() if not smap._lazy else smap._deepcopy_with_new_data(smap.data)
+    if smap._lazy:
+        import dask.array as da
+
+        out.data = da.where(da.from_array(navigation_mask, chunks=smap.data.chunks), np.nan, smap.data)
+    else:
+        out.data = np.where(navigation_mask, np.nan, smap.data)
+    out.metadata.set_item("CVAE.score.n_left_out", int(navigation_mask.sum()))
+    return out
 
 
 def _nav_map(signal, data, title):
@@ -410,7 +423,8 @@ class CVAEEELSSpectrum(EELSSpectrum):
         return self._crop_to_model(cvae), rec
 
     def anomaly_map(self, method="pca", window=(690.0, 730.0), n_components=3, threshold="otsu",
-                    score="shift", cvae=None, show_progressbar=None, max_shift=10.0, **kwargs):
+                    score="shift", cvae=None, show_progressbar=None, max_shift=10.0,
+                    navigation_mask=None, **kwargs):
         """Score every pixel and classify anomalies: returns ``(score_map, mask)``.
 
         Parameters
@@ -446,6 +460,16 @@ class CVAEEELSSpectrum(EELSSpectrum):
             for the CVAE and for PCA; pass ``score="pcc"`` to reproduce the paper.
         max_shift : float
             Largest shift searched by ``score="shift"``, in eV.
+        navigation_mask : array of bool (ny, nx) or Signal2D, optional
+            Pixels to leave out, as in HyperSpy's ``decomposition(navigation_mask=...)``:
+            True = not scored (NaN in the score map), never flagged, and not part
+            of the histogram the threshold is chosen on. For regions where the
+            window's edge is absent — a substrate, vacuum, a hole: there is no
+            edge there to shift, and where a reconstruction leaks a trace of the
+            edge into such pixels (a film/substrate interface) their scores form a
+            tail that can hide a weak anomalous population. An elemental map
+            makes the mask (see the example). The reconstruction still uses every
+            pixel.
         %s
 
         Returns
@@ -466,12 +490,26 @@ class CVAEEELSSpectrum(EELSSpectrum):
         >>> pcc, mask = s.anomaly_map("pca", n_components=3, score="pcc")   # the paper's score
         >>> pcc.metadata.CVAE.score.anomalous
         'low'
+
+        Film on a substrate without Fe: score only where the Fe L3 white line
+        stands above the pre-edge (an Otsu split of the edge-jump ratio).
+
+        >>> from skimage.filters import threshold_otsu
+        >>> f = bifeo3_si((48, 48), substrate_fraction=0.3, random_state=0)
+        >>> jump = f.isig[706.:711.].data.mean(-1) / f.isig[695.:700.].data.mean(-1)
+        >>> no_fe = jump < threshold_otsu(jump)
+        >>> z, mask = f.anomaly_map("pca", navigation_mask=no_fe)
+        >>> int(no_fe.sum()), int(np.isnan(z.data).sum()), bool(mask.data[no_fe].any())
+        (670, 670, False)
         """
         from .baselines import rx_map
         from .scoring import SCORES, deviance_map, pcc_map, shift_score_map, threshold_anomalies
 
         if score not in SCORES:
             raise ValueError(f"`score` must be one of {SCORES}, got {score!r}.")
+        if navigation_mask is not None:
+            check_map_signal(self, min_size=1, what="anomaly_map")
+            navigation_mask = navigation_mask_array(self, navigation_mask)
         if method == "rx":
             window_slice(energy_axis(self), window)
             check_map_signal(self, min_size=2, what="anomaly_map")
@@ -490,6 +528,8 @@ class CVAEEELSSpectrum(EELSSpectrum):
             else:
                 smap = shift_score_map(original, rec, window, max_shift=max_shift)
             label = rec.metadata.CVAE.reconstruction.method
+        if navigation_mask is not None:
+            smap = _leave_out(smap, navigation_mask)
         if threshold is None:
             return smap, None
         identical = all_spectra_identical(original.data, window_slice(energy_axis(original), window))
@@ -499,7 +539,7 @@ class CVAEEELSSpectrum(EELSSpectrum):
             smap.data, identical = dask.compute(smap.data, identical)
             smap._lazy = False
             smap._assign_subclass()
-        check_finite_score(smap.data)
+        check_finite_score(smap.data if navigation_mask is None else smap.data[~navigation_mask])
         mask = threshold_anomalies(smap, threshold)
         if identical:  # nothing can be anomalous; Otsu on rounding noise would flag pixels
             mask.data[:] = False

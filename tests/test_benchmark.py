@@ -68,6 +68,7 @@ def test_readme_block_is_the_committed_run():
     rendered = benchmark.headline(results)
     assert (results / "headline.md").read_text() == rendered
     readme = (ROOT / "README.md").read_text()
+    assert "\x1b" not in readme  # no terminal colour codes pasted from a log
     assert readme.count(START) == 1 and readme.count(END) == 1
     block = readme.split(START, 1)[1].split(END, 1)[0]
     assert block.strip() == rendered.strip()

@@ -115,3 +115,41 @@ def test_threshold_never_cuts_into_the_main_mode():
     mask = threshold_anomalies(s)
     assert mask.data.sum() == 40
     assert mask.metadata.CVAE.threshold.threshold > 4.0
+
+
+def test_anomaly_map_navigation_mask_leaves_pixels_out(small_cube):
+    """HyperSpy's navigation_mask semantics: True = not scored (NaN), never flagged, not in the
+    histogram the threshold is chosen on; lazy stays lazy; clear errors for bad masks."""
+    import doctest
+    import sys
+
+    from hyperspy_cvae.signals import CVAEEELSSpectrum
+
+    bad, truth = small_cube.inject_shift(2.0, n_clusters=1, random_state=4, return_mask=True)
+    ny, nx = truth.data.shape
+    out = np.zeros((ny, nx), bool)
+    out[: ny // 3] = True
+    out &= ~truth.data  # leave out a band of clean pixels
+    full, mask_full = bad.anomaly_map("rx", n_components=5)
+    smap, mask = bad.anomaly_map("rx", n_components=5, navigation_mask=out)
+    assert np.isnan(smap.data[out]).all() and np.isfinite(smap.data[~out]).all()
+    np.testing.assert_allclose(smap.data[~out], full.data[~out])  # same scores elsewhere
+    assert not mask.data[out].any()
+    assert smap.metadata.CVAE.score.n_left_out == int(out.sum())
+    assert mask_full.data[truth.data].all() and mask.data[truth.data].all()
+    assert not np.isnan(full.data).any()  # the user's score map of the other call is untouched
+    lazy_map, none = bad.as_lazy().anomaly_map("pca", n_components=3, navigation_mask=out, threshold=None)
+    assert lazy_map._lazy and none is None
+    assert np.isnan(np.asarray(lazy_map.data.compute())[out]).all()
+    with pytest.raises(TypeError, match="boolean"):
+        bad.anomaly_map("pca", navigation_mask=out.astype(int))
+    with pytest.raises(ValueError, match="navigation shape"):
+        bad.anomaly_map("pca", navigation_mask=out[:3])
+    with pytest.raises(ValueError, match="every pixel"):
+        bad.anomaly_map("pca", navigation_mask=np.ones_like(out))
+    # The docstring's film/substrate example runs as written.
+    runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS)
+    for test in doctest.DocTestFinder(recurse=False).find(
+            CVAEEELSSpectrum.anomaly_map, globs=dict(vars(sys.modules["hyperspy_cvae.signals"]))):
+        runner.run(test)
+    assert runner.tries > 0 and runner.failures == 0

@@ -111,6 +111,17 @@ def test_detection_metrics_against_sklearn():
     assert m["f1_best"] >= m["f1"]
     with pytest.raises(ValueError, match="different sizes"):
         detection_metrics(mask[:5], truth)
+    # Left-out (NaN) pixels count over the whole map, ranked below every scored pixel:
+    # leaving out clean pixels can only help, leaving out anomalies costs recall.
+    out = np.zeros_like(truth)
+    out[:10] = True
+    held = np.where(out, np.nan, scores)
+    m2 = detection_metrics(mask & ~out, truth, held, anomalous="low")
+    ranked = np.where(out, scores.max() + 1, scores)
+    assert m2["roc_auc"] == pytest.approx(roc_auc_score(truth.ravel(), -ranked.ravel()))
+    best2 = max(f1_score(truth.ravel(), ((scores <= v) & ~out).ravel()) for v in np.unique(scores))
+    assert m2["f1_best"] == pytest.approx(best2)
+    assert m2["roc_auc"] != pytest.approx(m["roc_auc"])
 
 
 def test_unimodality_broad_anomalous_mode_and_heavy_tails():
