@@ -1,6 +1,6 @@
 """Two checks of what limits the CVAE on the synthetic cube (benchmarks/NOTES.md §9).
 
-    python benchmarks/drift_limits.py        # ~1 h on 2 cores; writes benchmarks/results/drift_limits.md
+    python benchmarks/drift_limits.py        # ~8 min on 2 cores; writes benchmarks/results/drift_limits.md
 
 1. Can the per-pixel energy drift be measured from another edge and removed? Every edge of a
    pixel moves with its drift, while an injected (chemical) shift moves only the Fe L window, so
