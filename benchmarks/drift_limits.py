@@ -14,9 +14,9 @@
    ``fit_cvae``'s default 30 (early stopping), against the ideal (drift-free) reconstruction;
    and the same scores with the Fe-free pixels left out of the threshold
    (``anomaly_map(navigation_mask=...)``), the mask made from the data alone: an Otsu split of
-   the Fe L3 edge-jump ratio (mean counts 706–711 eV / 695–700 eV), as in the docstring of
-   ``anomaly_map``. Every metric is over the whole map either way (left-out pixels are never
-   flagged and rank below every scored pixel); the region means are of the unmasked score.
+   the Fe L3 edge-jump ratio (mean counts 706–711 eV / 695–700 eV), ``scoring.edge_free_mask``.
+   Every metric is over the whole map either way (left-out pixels are never flagged and rank
+   below every scored pixel); the region means are of the unmasked score.
 """
 
 import argparse
@@ -27,7 +27,8 @@ import numpy as np
 
 from hyperspy_cvae.benchmark import RANGE, WINDOW, _cube
 from hyperspy_cvae.inject import cluster_mask
-from hyperspy_cvae.scoring import detection_metrics, shift_analysis, threshold_anomalies
+from hyperspy_cvae.scoring import (detection_metrics, edge_free_mask, leave_out, shift_analysis,
+                                   threshold_anomalies)
 
 REFERENCE_WINDOWS = [(690.0, 730.0), (520.0, 560.0), (525.0, 545.0), (500.0, 600.0), (420.0, 690.0)]
 
@@ -58,20 +59,16 @@ def heterogeneous(size, seed, epochs_list):
          "film (clean px) | substrate, first 4 rows | substrate, deeper |",
          "|---|---|---|---|---|---|---|---|"]
 
-    from skimage.filters import threshold_otsu
-
-    jump = bad.isig[706.0:711.0].data.mean(-1) / bad.isig[695.0:700.0].data.mean(-1)
-    no_fe = jump < threshold_otsu(jump)
+    no_fe = edge_free_mask(bad, edge=(706.0, 711.0), pre_edge=(695.0, 700.0)).data
     L0 = [f"Fe-free mask from the edge-jump ratio: {int(no_fe.sum())} pixels left out; "
           f"{int(no_fe[film_rows:].sum())} of the {no_fe[film_rows:].size} substrate pixels, "
           f"{int(no_fe[:film_rows].sum())} film pixels.", ""]
 
-    def row(label, n_ep, res, leave_out=None):
+    def row(label, n_ep, res, masked=None):
         sc = res["score"].data
         score = res["score"]
-        if leave_out is not None:
-            score = score.deepcopy()
-            score.data = np.where(leave_out, np.nan, sc)
+        if masked is not None:
+            score = leave_out(score, masked)
         m = detection_metrics(threshold_anomalies(score), truth, score)  # left-out: never flagged
         clean = np.where(truth, np.nan, sc)
         L.append(f"| {label} | {n_ep} | {m['roc_auc']:.4f} | "

@@ -25,19 +25,6 @@ _FIT_KEYS = ("signal_range", "train_mask", "latent_dim", "beta", "shard_size", "
              "max_train_shards")
 
 
-def _leave_out(smap, navigation_mask):
-    """The score map with the pixels of ``navigation_mask`` set to NaN (a new signal)."""
-    out = smap.deepcopy() if not smap._lazy else smap._deepcopy_with_new_data(smap.data)
-    if smap._lazy:
-        import dask.array as da
-
-        out.data = da.where(da.from_array(navigation_mask, chunks=smap.data.chunks), np.nan, smap.data)
-    else:
-        out.data = np.where(navigation_mask, np.nan, smap.data)
-    out.metadata.set_item("CVAE.score.n_left_out", int(navigation_mask.sum()))
-    return out
-
-
 def _nav_map(signal, data, title):
     """An eager Signal2D with the navigation calibration of ``signal``."""
     from hyperspy.signals import Signal2D
@@ -468,8 +455,8 @@ class CVAEEELSSpectrum(EELSSpectrum):
             edge there to shift, and where a reconstruction leaks a trace of the
             edge into such pixels (a film/substrate interface) their scores form a
             tail that can hide a weak anomalous population. An elemental map
-            makes the mask (see the example). The reconstruction still uses every
-            pixel.
+            makes the mask: :func:`hyperspy_cvae.scoring.edge_free_mask` (see the
+            example). The reconstruction still uses every pixel.
         %s
 
         Returns
@@ -492,18 +479,19 @@ class CVAEEELSSpectrum(EELSSpectrum):
         'low'
 
         Film on a substrate without Fe: score only where the Fe L3 white line
-        stands above the pre-edge (an Otsu split of the edge-jump ratio).
+        stands above the pre-edge (:func:`hyperspy_cvae.scoring.edge_free_mask`,
+        an Otsu split of the edge-jump ratio).
 
-        >>> from skimage.filters import threshold_otsu
+        >>> from hyperspy_cvae.scoring import edge_free_mask
         >>> f = bifeo3_si((48, 48), substrate_fraction=0.3, random_state=0)
-        >>> jump = f.isig[706.:711.].data.mean(-1) / f.isig[695.:700.].data.mean(-1)
-        >>> no_fe = jump < threshold_otsu(jump)
+        >>> no_fe = edge_free_mask(f, edge=(706., 711.), pre_edge=(695., 700.))
         >>> z, mask = f.anomaly_map("pca", navigation_mask=no_fe)
-        >>> int(no_fe.sum()), int(np.isnan(z.data).sum()), bool(mask.data[no_fe].any())
+        >>> int(no_fe.data.sum()), int(np.isnan(z.data).sum()), bool(mask.data[no_fe.data].any())
         (670, 670, False)
         """
         from .baselines import rx_map
-        from .scoring import SCORES, deviance_map, pcc_map, shift_score_map, threshold_anomalies
+        from .scoring import (SCORES, deviance_map, leave_out, pcc_map, shift_score_map,
+                              threshold_anomalies)
 
         if score not in SCORES:
             raise ValueError(f"`score` must be one of {SCORES}, got {score!r}.")
@@ -529,7 +517,7 @@ class CVAEEELSSpectrum(EELSSpectrum):
                 smap = shift_score_map(original, rec, window, max_shift=max_shift)
             label = rec.metadata.CVAE.reconstruction.method
         if navigation_mask is not None:
-            smap = _leave_out(smap, navigation_mask)
+            smap = leave_out(smap, navigation_mask)
         if threshold is None:
             return smap, None
         identical = all_spectra_identical(original.data, window_slice(energy_axis(original), window))

@@ -72,3 +72,29 @@ def test_readme_block_is_the_committed_run():
     assert readme.count(START) == 1 and readme.count(END) == 1
     block = readme.split(START, 1)[1].split(END, 1)[0]
     assert block.strip() == rendered.strip()
+
+
+def test_heterogeneous_masked_rows():
+    """Film/substrate case: the ``*_masked`` rows leave out the Fe-free pixels found from the data;
+    their metrics are over the whole map, substrate pixels are never flagged."""
+    from hyperspy_cvae.inject import cluster_mask
+    from hyperspy_cvae.scoring import shift_analysis
+
+    size = 32
+    het, expected, bulk = benchmark._cube(size, 0, dose=150.0, substrate_fraction=0.3)
+    film = size - int(round(0.3 * size))
+    truth = np.zeros((size, size), bool)
+    truth[:film] = cluster_mask((film, size), 2, 4, random_state=7)
+    bad = het.inject_shift(1.0, window=benchmark.WINDOW, mask=truth)
+    case = benchmark._Case("heterogeneous", 0, 1.0, bad, truth, expected, None, bulk)
+    cropped = bad.isig[benchmark.RANGE[0]:benchmark.RANGE[1]]
+    smap = shift_analysis(cropped, bulk.isig[benchmark.RANGE[0]:benchmark.RANGE[1]], benchmark.WINDOW)["score"]
+    row, mask = benchmark._metrics_row("ideal_shift", 1.0, 0, "heterogeneous", smap, truth, 1.5)
+    rows, keep = [row], {"ideal_shift": (smap, mask)}
+    benchmark._score_masked(case, rows, keep)
+    assert [r["method"] for r in rows] == ["ideal_shift", "ideal_shift_masked"]
+    masked, flagged = keep["ideal_shift_masked"]
+    assert np.isnan(masked.data[film:]).mean() > 0.97 and not np.isnan(masked.data[:film]).any()
+    assert not flagged.data[np.isnan(masked.data)].any()
+    r = rows[1]
+    assert r["seconds"] >= 1.5 and r["f1"] >= rows[0]["f1"] and r["roc_auc"] >= rows[0]["roc_auc"]

@@ -140,3 +140,35 @@ def test_unimodality_broad_anomalous_mode_and_heavy_tails():
             x = draw()
             assert not unimodality_test(x, anomalous="high")["bimodal"]
             assert not unimodality_test(x, anomalous="low")["bimodal"]
+
+
+def test_edge_free_mask_finds_the_substrate_and_nothing_on_a_film():
+    """Film on a substrate without Fe: the substrate rows come out, no film pixel; a map with the
+    edge everywhere (any dose) gets an all-False mask; lazy gives the same; bad windows refused."""
+    import doctest
+    import sys
+
+    from hyperspy_cvae.data import bifeo3_si
+    from hyperspy_cvae.scoring import edge_free_mask, leave_out
+
+    f = bifeo3_si((32, 32), substrate_fraction=0.25, random_state=3)
+    m = edge_free_mask(f)
+    film = 32 - 8
+    assert not m.data[:film].any() and m.data[film:].mean() > 0.98
+    assert m.metadata.CVAE.edge_mask.decision == "two populations"
+    assert m.axes_manager.signal_axes[0].scale == f.axes_manager.navigation_axes[0].scale
+    np.testing.assert_array_equal(edge_free_mask(f.as_lazy()).data, m.data)
+    for dose in (150.0, 15.0):
+        e = edge_free_mask(bifeo3_si((32, 32), dose=dose, random_state=3))
+        assert not e.data.any() and e.metadata.CVAE.edge_mask.separation < 2.0
+    with pytest.raises(ValueError, match="outside"):
+        edge_free_mask(f, edge=(900.0, 910.0))
+    # leave_out: NaN where masked, a copy (the input map is untouched).
+    z = f._get_navigation_signal(data=np.ones((32, 32)))
+    out = leave_out(z, m.data)
+    assert np.isnan(out.data[m.data]).all() and not np.isnan(z.data).any()
+    runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS)
+    for test in doctest.DocTestFinder(recurse=False).find(
+            edge_free_mask, globs=dict(vars(sys.modules["hyperspy_cvae.scoring"]))):
+        runner.run(test)
+    assert runner.tries > 0 and runner.failures == 0
