@@ -36,8 +36,8 @@ Protocol (the README states it too)
 * Also: a null run per seed (no injection; false-alarm rate); on the first seed, at ΔE 0.5 and
   1 eV: a heterogeneous film/substrate cube (30 % SrTiO3 substrate without Fe, anomalies in the
   film only; ``*_masked`` rows score it again with the pixels without the Fe L edge left out,
-  the mask found from the data by :func:`scoring.edge_free_mask`) and robustness rows (10× lower dose, 4× stronger energy jitter, 216 single-pixel
-  anomalies).
+  the mask found from the data by :func:`scoring.edge_free_mask`) and robustness rows (10× lower
+  dose, 4× stronger energy jitter, 216 single-pixel anomalies).
 * The shift scan (the slowest score) is run for every CVAE and for PCA with k = 3 (plain and
   Poisson-normalised); PCA k = 4, 5 get PCC and deviance.
 
@@ -626,7 +626,7 @@ def _write_summary(out, rows, shift_rows, speed, denoise, *, wall, size, dose, e
         ds = sorted({r["dE"] for r in sub})
         L += ["", f"## {title}", "", "| method | " + " | ".join(f"ROC-AUC {d:g} eV | F1 {d:g} eV" for d in ds)
               + " |", "|---|" + "---|---|" * len(ds)]
-        for m in MAIN_METHODS + ["cvae_self_deviance", "pca3_deviance"] + [f"{m}_masked" for m in HET_MASKED]:
+        for m in MAIN_METHODS + ["cvae_self_deviance", "pca3_deviance"] + [f"{h}_masked" for h in HET_MASKED]:
             if not any(r["method"] == m for r in sub):
                 continue
             cells = []

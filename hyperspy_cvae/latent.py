@@ -251,6 +251,8 @@ def mahalanobis_distances(Z, reference=None, *, robust=True, n_iter=3):
     """
     from sklearn.covariance import LedoitWolf
 
+    from .scoring import _robust_sd
+
     Z = np.asarray(Z, dtype=np.float64)
     if Z.ndim != 2 or len(Z) < 3:
         raise ValueError(f"Need at least 3 latent vectors of shape (N, L), got {Z.shape}.")
@@ -270,7 +272,7 @@ def mahalanobis_distances(Z, reference=None, *, robust=True, n_iter=3):
         for _ in range(int(n_iter)):
             r = d[ref]
             med = np.median(r)
-            mad = 1.4826 * np.median(np.abs(r - med))
+            mad = _robust_sd(r, med)
             keep = ref & (d <= med + 3.0 * mad) if mad > 0 else ref
             if keep.sum() < 3 or keep.sum() == ref.sum():
                 break

@@ -16,7 +16,7 @@ import logging
 
 import numpy as np
 
-from ._validation import energy_axis, window_slice
+from ._validation import check_counts, energy_axis, window_slice
 
 __all__ = [
     "pearson", "pcc_map", "poisson_deviance", "deviance_map", "estimate_shift", "shift_analysis",
@@ -62,6 +62,14 @@ def pearson(a, b):
     r = sab / safe
     r = r * ~(za | zb) + (za & zb) * 1.0
     return r.clip(-1.0, 1.0) if hasattr(r, "clip") else np.clip(r, -1.0, 1.0)
+
+
+def _robust_sd(values, center=None):
+    """Robust standard deviation, 1.4826 × the median absolute deviation from ``center``
+    (the median when None)."""
+    values = np.asarray(values, np.float64)
+    center = np.median(values) if center is None else center
+    return 1.4826 * float(np.median(np.abs(values - center)))
 
 
 def _check_same_energy_axis(original, reconstruction):
@@ -576,7 +584,7 @@ def unimodality_test(scores, *, anomalous="low", nbins=256, smooth=2.0, max_vall
     m = int(np.argmax(h))
     cum = np.cumsum(raw)  # raw counts up to bin i
     median = float(np.median(z))
-    spread = 1.4826 * float(np.median(np.abs(z - median)))
+    spread = _robust_sd(z, median)
     peaks = [i for i in range(m)  # candidate anomalous-side peaks, left of the main mode
              if h[i] > 0 and (i == 0 or h[i] >= h[i - 1]) and h[i] >= h[i + 1]
              and abs(centres[i] - median) >= min_separation * spread]  # else: inside the bulk
@@ -732,8 +740,8 @@ def edge_free_mask(signal, edge=(706.0, 711.0), pre_edge=(695.0, 700.0), *, min_
 
         num, den = dask.compute(num, den)
     num, den = np.asarray(num, np.float64), np.asarray(den, np.float64)
-    if not (np.isfinite(num).all() and np.isfinite(den).all()):
-        raise ValueError("The data contain NaN/inf in the edge or pre-edge window; replace them first.")
+    check_counts(num, name="The edge window")
+    check_counts(den, name="The pre-edge window")
     # No pre-edge counts: no edge unless the edge window has counts (then: the largest ratio).
     ratio = np.divide(num, den, out=np.where(num > 0, np.inf, 0.0), where=den > 0)
     finite = np.isfinite(ratio)
@@ -742,21 +750,16 @@ def edge_free_mask(signal, edge=(706.0, 711.0), pre_edge=(695.0, 700.0), *, min_
     ratio[~finite] = ratio[finite].max()
     info = {"edge": [float(edge[0]), float(edge[1])], "pre_edge": [float(pre_edge[0]), float(pre_edge[1])],
             "min_separation": float(min_separation)}
-    mask = np.zeros(ratio.shape, bool)
+    mask, two = np.zeros(ratio.shape, bool), False
     if np.ptp(ratio) > 0:
         t = float(threshold_otsu(ratio))
         lo, hi = ratio[ratio < t], ratio[ratio >= t]
-
-        def rsd(v):
-            return 1.4826 * float(np.median(np.abs(v - np.median(v))))
-
-        sep = (float(np.median(hi)) - float(np.median(lo))) / max(rsd(lo) + rsd(hi), 1e-12 * abs(t))
+        spread = max(_robust_sd(lo) + _robust_sd(hi), 1e-12 * abs(t))
+        sep = (float(np.median(hi)) - float(np.median(lo))) / spread
         two = bool(lo.size and hi.size and sep >= min_separation)
         info.update(threshold=t, separation=sep)
         if two:
             mask = ratio < t
-    else:
-        two = False
     info["decision"] = "two populations" if two else "one population: edge everywhere"
     info["n_edge_free"] = int(mask.sum())
     out = signal._get_navigation_signal(data=mask)

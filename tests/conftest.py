@@ -26,3 +26,14 @@ def small_cube():
     from hyperspy_cvae.data import bifeo3_si
 
     return bifeo3_si((48, 48), offset=640.0, size=400, random_state=0)
+
+
+def assert_doctests_pass(obj):
+    """Run the numpydoc Examples of ``obj`` as written, in the namespace of its module."""
+    import doctest
+    import sys
+
+    runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS)
+    for test in doctest.DocTestFinder(recurse=False).find(obj, globs=dict(vars(sys.modules[obj.__module__]))):
+        runner.run(test)
+    assert runner.tries > 0 and runner.failures == 0, obj.__qualname__

@@ -18,6 +18,7 @@ from hyperspy_cvae.latent import (cluster_latents, decode_latent, latent_mahalan
 from hyperspy_cvae.plotting import (example_pixels, outline_mask, plot_latent_maps,  # noqa: E402
                                     plot_phase_map, plot_score_map)
 from hyperspy_cvae.scoring import detection_metrics, threshold_anomalies  # noqa: E402
+from conftest import assert_doctests_pass  # noqa: E402
 
 FIT = dict(signal_range=(680.0, 740.0), shard_size=16, latent_dim=16, epochs=2, batch_size=4,
            random_state=0, show_progressbar=False)
@@ -291,8 +292,6 @@ def test_saved_model_reapplied_to_new_acquisition(run, tmp_path):
 
 def test_docstring_examples_of_plain_functions():
     """The numpydoc Examples of the array-level helpers run as written."""
-    import doctest
-
     import hyperspy_cvae.denoising as den
     import hyperspy_cvae.latent as lat
     import hyperspy_cvae.plotting as plo
@@ -300,10 +299,4 @@ def test_docstring_examples_of_plain_functions():
     funcs = [lat.shard_to_pixels, lat.mahalanobis_distances, lat.cluster_latents, den.denoising_mse,
              plo.example_pixels, plo.plot_score_map]
     for f in funcs:
-        finder = doctest.DocTestFinder(recurse=False)
-        runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS)
-        import sys
-
-        for test in finder.find(f, globs=dict(vars(sys.modules[f.__module__]))):
-            runner.run(test)
-        assert runner.tries > 0 and runner.failures == 0, f.__name__
+        assert_doctests_pass(f)

@@ -3,6 +3,8 @@
 import numpy as np
 import pytest
 
+from conftest import assert_doctests_pass
+
 from hyperspy_cvae.baselines import rx_map, rx_scores
 from hyperspy_cvae.scoring import (deviance_map, estimate_shift, likelihood_ratio, poisson_deviance,
                                    shift_analysis, threshold_anomalies, unimodality_test)
@@ -120,9 +122,6 @@ def test_threshold_never_cuts_into_the_main_mode():
 def test_anomaly_map_navigation_mask_leaves_pixels_out(small_cube):
     """HyperSpy's navigation_mask semantics: True = not scored (NaN), never flagged, not in the
     histogram the threshold is chosen on; lazy stays lazy; clear errors for bad masks."""
-    import doctest
-    import sys
-
     from hyperspy_cvae.signals import CVAEEELSSpectrum
 
     bad, truth = small_cube.inject_shift(2.0, n_clusters=1, random_state=4, return_mask=True)
@@ -147,9 +146,4 @@ def test_anomaly_map_navigation_mask_leaves_pixels_out(small_cube):
         bad.anomaly_map("pca", navigation_mask=out[:3])
     with pytest.raises(ValueError, match="every pixel"):
         bad.anomaly_map("pca", navigation_mask=np.ones_like(out))
-    # The docstring's film/substrate example runs as written.
-    runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS)
-    for test in doctest.DocTestFinder(recurse=False).find(
-            CVAEEELSSpectrum.anomaly_map, globs=dict(vars(sys.modules["hyperspy_cvae.signals"]))):
-        runner.run(test)
-    assert runner.tries > 0 and runner.failures == 0
+    assert_doctests_pass(CVAEEELSSpectrum.anomaly_map)  # incl. the film/substrate example

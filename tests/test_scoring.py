@@ -5,6 +5,7 @@ from scipy import stats
 from skimage.filters import threshold_otsu
 from sklearn.metrics import average_precision_score, f1_score, roc_auc_score
 
+from conftest import assert_doctests_pass
 from hyperspy_cvae.scoring import (detection_metrics, pcc_map, pearson, precision_recall_curve,
                                    threshold_anomalies, unimodality_test)
 
@@ -145,9 +146,6 @@ def test_unimodality_broad_anomalous_mode_and_heavy_tails():
 def test_edge_free_mask_finds_the_substrate_and_nothing_on_a_film():
     """Film on a substrate without Fe: the substrate rows come out, no film pixel; a map with the
     edge everywhere (any dose) gets an all-False mask; lazy gives the same; bad windows refused."""
-    import doctest
-    import sys
-
     from hyperspy_cvae.data import bifeo3_si
     from hyperspy_cvae.scoring import edge_free_mask, leave_out
 
@@ -167,8 +165,4 @@ def test_edge_free_mask_finds_the_substrate_and_nothing_on_a_film():
     z = f._get_navigation_signal(data=np.ones((32, 32)))
     out = leave_out(z, m.data)
     assert np.isnan(out.data[m.data]).all() and not np.isnan(z.data).any()
-    runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS)
-    for test in doctest.DocTestFinder(recurse=False).find(
-            edge_free_mask, globs=dict(vars(sys.modules["hyperspy_cvae.scoring"]))):
-        runner.run(test)
-    assert runner.tries > 0 and runner.failures == 0
+    assert_doctests_pass(edge_free_mask)
