@@ -25,16 +25,16 @@ from pathlib import Path
 
 import numpy as np
 
-from hyperspy_cvae.benchmark import RANGE, WINDOW, _cube
-from hyperspy_cvae.inject import cluster_mask
-from hyperspy_cvae.scoring import (detection_metrics, edge_free_mask, leave_out, shift_analysis,
-                                   threshold_anomalies)
+from benchmark import RANGE, WINDOW, _cube  # the harness next to this script
+from hyperspy_cvae.synthetic import cluster_mask
+from hyperspy_cvae.evaluation import detection_metrics
+from hyperspy_cvae.scores import edge_free_mask, leave_out, shift_analysis, threshold_anomalies
 
 REFERENCE_WINDOWS = [(690.0, 730.0), (520.0, 560.0), (525.0, 545.0), (500.0, 600.0), (420.0, 690.0)]
 
 
 def reference_edges(size, seed):
-    from hyperspy_cvae.data import bifeo3_si
+    from hyperspy_cvae.synthetic import bifeo3_si
 
     s, bulk = bifeo3_si((size, size), random_state=seed, return_expected="no_drift")
     _, expected = bifeo3_si((size, size), random_state=seed, return_expected=True)

@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 import hyperspy_cvae
-from hyperspy_cvae.data import bifeo3_si
+from hyperspy_cvae.synthetic import bifeo3_si
 
 
 def main(argv=None):

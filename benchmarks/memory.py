@@ -2,7 +2,7 @@
 
 1. A child process writes a synthetic BiFeO3 cube (default 640 × 640 × 2048 float32 = 3.1 GiB, 4 × the default budget of 768 MiB)
    to a temporary ``.zspy`` store, chunk by chunk (48 × 48 × 2048 chunks, each tile generated
-   by :func:`hyperspy_cvae.data.bifeo3_si`; a 2.5 eV Fe L2,3 shift is injected into a 6 × 6
+   by :func:`hyperspy_cvae.synthetic.bifeo3_si`; a 2.5 eV Fe L2,3 shift is injected into a 6 × 6
    patch of every 9th tile, the truth is kept).
 2. A second child process, whose resident memory (RSS) is polled every 20 ms with psutil,
    runs what a microscopist types::
@@ -46,7 +46,7 @@ def generate(path, ny, nx, n_e, seed):
     import dask.array as da
     import numpy as np
 
-    from hyperspy_cvae.data import bifeo3_si
+    from hyperspy_cvae.synthetic import bifeo3_si
     from hyperspy_cvae.signals import LazyCVAEEELSSpectrum
 
     gy, gx = -(-ny // CHUNK), -(-nx // CHUNK)
@@ -124,7 +124,7 @@ def measure(path, out_path, epochs, budget):
     import torch  # noqa: F401  (baseline includes the libraries)
 
     import hyperspy_cvae
-    from hyperspy_cvae.scoring import detection_metrics
+    from hyperspy_cvae.evaluation import detection_metrics
 
     hs.preferences.General.show_progressbar = False
     gc.collect()

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hyperspy_cvae.scoring import unimodality_test
+from hyperspy_cvae.scores import unimodality_test
 
 DISTRIBUTIONS = {
     "half-normal": lambda rng, n: np.abs(rng.normal(size=n)),

@@ -17,6 +17,7 @@ Also writes the training history (``history.png``).
 """
 
 import argparse
+import json
 import pathlib
 import time
 
@@ -28,9 +29,11 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 import hyperspy_cvae  # noqa: E402
-from hyperspy_cvae.data import bifeo3_si  # noqa: E402
-from hyperspy_cvae.denoising import denoising_mse  # noqa: E402
-from hyperspy_cvae.scoring import detection_metrics  # noqa: E402
+from hyperspy_cvae.synthetic import bifeo3_si  # noqa: E402
+from hyperspy_cvae.evaluation import denoising_mse  # noqa: E402
+from hyperspy_cvae.baselines import pca_reconstruction  # noqa: E402
+from hyperspy_cvae.evaluation import detection_metrics  # noqa: E402
+from hyperspy_cvae.plotting import plot_history  # noqa: E402
 
 WINDOW = (690.0, 730.0)
 
@@ -58,26 +61,26 @@ def main(argv=None):
     t0 = time.perf_counter()
     cvae = bad.fit_cvae(signal_range=(660.0, 760.0), epochs=epochs, random_state=0)
     print(f"CVAE fit: {time.perf_counter() - t0:.1f} s, {len(cvae.history_['train_loss'])} epochs")
-    fig, results = hyperspy_cvae.plot_comparison(
-        bad, methods=("cvae", "pca(3)", "pca(5)"), window=WINDOW, truth=truth,
+    fig, results = bad.plot_comparison(
+        methods=("cvae", "pca(3)", "pca(5)"), window=WINDOW, truth=truth,
         suptitle=f"PCC in {WINDOW[0]:g}–{WINDOW[1]:g} eV, ΔE = {args.dE} eV",
-        path=out / "compare.png", return_results=True)
+        path=out / "compare.png")
     plt.close(fig)
-    ax = cvae.plot_history()
+    ax = plot_history(cvae)
     ax.set_title("CVAE training history", fontsize=9)
     ax.figure.tight_layout()
     ax.figure.savefig(out / "history.png", dpi=110)
     plt.close(ax.figure)
 
     print(f"{'method':8s} {'precision':>9s} {'recall':>7s} {'F1':>6s} {'ROC-AUC':>8s} {'flagged':>8s}")
-    for label, (pcc, mask, _) in results.items():
+    for label, (pcc, mask) in results.items():
         m = detection_metrics(mask, truth, pcc)
         print(f"{label:8s} {m['precision']:9.3f} {m['recall']:7.3f} {m['f1']:6.3f} "
               f"{m['roc_auc']:8.4f} {m['n_flagged']:8d}")
 
     # 3. denoising: MSE against the noise-free truth ----------------------------------
-    recs = {label: rec for label, (_, _, rec) in results.items()}
-    recs["PCA(4)"] = hyperspy_cvae.baselines.pca_reconstruction(bad, 4)
+    recs = {label: res.reconstruction for label, res in results.items()}
+    recs["PCA(4)"] = pca_reconstruction(bad, 4)
     mse = {"raw data": denoising_mse(bad.isig[660.0:760.0], truth_cube, WINDOW)}
     for label in ("CVAE", "PCA(3)", "PCA(4)", "PCA(5)"):
         mse[label] = denoising_mse(recs[label], truth_cube, WINDOW)
@@ -88,6 +91,9 @@ def main(argv=None):
     for label, v in mse.items():
         print(f"  {label:8s} {v:10.2f} {mse_anom.get(label, float('nan')):10.2f}")
     _plot_denoising(bad, truth_cube, recs, mse, mse_anom, truth, out / "denoising.png")
+    figures = {"dE": args.dE, "quick": args.quick, "size": size, "epochs": epochs,
+               "denoising_mse": {k: float(v) for k, v in mse.items()}}
+    (out / "compare_with_pca.json").write_text(json.dumps(figures, indent=1) + "\n")  # quoted in the README
 
     # 4. save the model next to the data; re-apply it to a new acquisition -------------
     ckpt = out / "bfo_cvae.pt"
@@ -100,7 +106,7 @@ def main(argv=None):
     m = detection_metrics(mask2, truth2, pcc2)
     print(f"re-applied {ckpt.name} (sha256 {pcc2.metadata.CVAE.score.model_checksum[:12]}…) to a new "
           f"acquisition: F1 {m['f1']:.3f}, ROC-AUC {m['roc_auc']:.4f}")
-    for name in ("compare.png", "denoising.png", "history.png"):
+    for name in ("compare.png", "denoising.png", "history.png", "compare_with_pca.json"):
         print(f"wrote {out / name}")
 
 

@@ -28,9 +28,9 @@ import hyperspy.api as hs  # noqa: E402
 import numpy as np  # noqa: E402
 import psutil  # noqa: E402
 
-from hyperspy_cvae.data import bifeo3_si  # noqa: E402
+from hyperspy_cvae.synthetic import bifeo3_si  # noqa: E402
 from hyperspy_cvae.plotting import plot_score_map  # noqa: E402
-from hyperspy_cvae.scoring import detection_metrics  # noqa: E402
+from hyperspy_cvae.evaluation import detection_metrics  # noqa: E402
 
 WINDOW = (690.0, 730.0)
 

@@ -16,6 +16,7 @@
 """
 
 import argparse
+import json
 import pathlib
 
 import matplotlib
@@ -26,12 +27,14 @@ import hyperspy.api as hs  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from hyperspy_cvae.data import bifeo3_si  # noqa: E402
-from hyperspy_cvae.inject import cluster_mask  # noqa: E402
-from hyperspy_cvae.latent import latent_pair_similarity, plot_latent_similarity  # noqa: E402
+from hyperspy_cvae.synthetic import bifeo3_si  # noqa: E402
+from hyperspy_cvae.synthetic import cluster_mask  # noqa: E402
+from hyperspy_cvae.latent import latent_pair_similarity  # noqa: E402
+from hyperspy_cvae.plotting import plot_latent_similarity  # noqa: E402
 from hyperspy_cvae.plotting import (plot_latent_maps, plot_phase_map, plot_score_histogram,  # noqa: E402
                                     plot_score_map)
-from hyperspy_cvae.scoring import detection_metrics, threshold_anomalies  # noqa: E402
+from hyperspy_cvae.evaluation import detection_metrics  # noqa: E402
+from hyperspy_cvae.scores import threshold_anomalies  # noqa: E402
 
 WINDOW = (690.0, 730.0)
 
@@ -61,9 +64,11 @@ def main(argv=None):
     maha = bad.latent_mahalanobis(stride=4)               # finer shard grid than the default 12
     maha_mask = threshold_anomalies(maha)
     fig, axes = plt.subplots(2, 2, figsize=(9.5, 7.6))
-    for col, (score, m, name) in enumerate(((pcc, mask, "PCC (reconstruction)"),
-                                            (maha, maha_mask, "latent Mahalanobis"))):
+    figures = {"dE": args.dE, "quick": args.quick}
+    for col, (score, m, name, key) in enumerate(((pcc, mask, "PCC (reconstruction)", "pcc"),
+                                                 (maha, maha_mask, "latent Mahalanobis", "mahalanobis"))):
         met = detection_metrics(m, truth, score)
+        figures[f"{key}_roc_auc"] = met["roc_auc"]
         print(f"{name:22s} ROC-AUC {met['roc_auc']:.4f}  PR-AUC {met['pr_auc']:.4f}  F1@Otsu {met['f1']:.3f}")
         plot_score_map(score, m, truth, ax=axes[0, col],
                        title=f"{name}: ROC-AUC {met['roc_auc']:.3f}")
@@ -93,6 +98,7 @@ def main(argv=None):
     is_sub = {k: substrate[labels.data == k].mean() > 0.5 for k in np.unique(labels.data)}
     predicted = np.vectorize(is_sub.get)(labels.data)
     agree = np.mean(predicted == substrate)
+    figures.update(phase_k=int(info.n_clusters), phase_agreement=float(agree))
     print(f"phase map: K = {info.n_clusters} (silhouette {sil}); agreement with the true "
           f"substrate {agree:.1%} (each cluster assigned to its majority phase)")
     plt.close(plot_phase_map(labels, centres, signal=two, path=out / "phase_map.png"))
@@ -105,7 +111,9 @@ def main(argv=None):
     sc = back.metadata.CVAE.score
     print(f"reloaded pcc.hspy: method {sc.method}, window {sc.window}, model {sc.model_checksum[:12]}…, "
           f"hyperspy-cvae {sc.package_version}, threshold {hs.load(out / 'mask.hspy').metadata.CVAE.threshold.threshold:.3f}")
-    for name in ("latent_maps.png", "mahalanobis.png", "latent_similarity.png", "phase_map.png"):
+    (out / "latent_space.json").write_text(json.dumps(figures, indent=1) + "\n")  # quoted in the README
+    for name in ("latent_maps.png", "mahalanobis.png", "latent_similarity.png", "phase_map.png",
+                 "latent_space.json"):
         print(f"wrote {out / name}")
 
 

@@ -20,9 +20,9 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-from hyperspy_cvae.data import bifeo3_si  # noqa: E402
+from hyperspy_cvae.synthetic import bifeo3_si  # noqa: E402
 from hyperspy_cvae.plotting import plot_method_comparison  # noqa: E402
-from hyperspy_cvae.scoring import detection_metrics  # noqa: E402
+from hyperspy_cvae.evaluation import detection_metrics  # noqa: E402
 
 
 def main(argv=None):

@@ -3,15 +3,22 @@
 A HyperSpy extension: ``s.set_signal_type("CVAE_EELS")`` gives a
 :class:`CVAEEELSSpectrum` with ``fit_cvae``, ``cvae_decomposition``,
 ``inject_shift`` and ``anomaly_map``.
+
+Subpackages: :mod:`.cvae` (network, estimator, streaming), :mod:`.scores`
+(scores, thresholds, masks), :mod:`.latent`, :mod:`.synthetic` (built-in data,
+injected anomalies), :mod:`.evaluation` (metrics), :mod:`.plotting`.
 """
 
+from ._validation import EnergyWindow, crop_to_model, energy_window
 from ._version import __version__
-from .signals import CVAEEELSSpectrum, LazyCVAEEELSSpectrum, to_cvae
-from .training import CVAE
+from .cvae import CVAE, NonFiniteTrainingError
+from .evaluation import denoising_mse, detection_metrics
 from .latent import latent_mahalanobis, latent_pair_similarity, latent_phase_map
-from .denoising import denoising_mse
 from .plotting import plot_comparison
+from .results import AnomalyResult
+from .signals import CVAEEELSSpectrum, LazyCVAEEELSSpectrum, to_cvae
 
 __all__ = ["__version__", "CVAEEELSSpectrum", "LazyCVAEEELSSpectrum", "to_cvae", "CVAE",
-           "latent_pair_similarity", "latent_mahalanobis", "latent_phase_map", "denoising_mse",
-           "plot_comparison"]
+           "AnomalyResult", "latent_pair_similarity", "latent_mahalanobis", "latent_phase_map",
+           "denoising_mse", "detection_metrics", "plot_comparison", "EnergyWindow", "energy_window",
+           "crop_to_model", "NonFiniteTrainingError"]

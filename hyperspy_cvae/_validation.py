@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["energy_axis", "window_slice", "check_map_signal", "check_counts", "check_real",
-           "all_spectra_identical", "check_finite_score"]
+__all__ = ["energy_axis", "EnergyWindow", "energy_window", "check_map_signal", "check_counts", "check_real",
+           "all_spectra_identical", "check_finite_score", "navigation_mask_array",
+           "crop_energy", "crop_to_model"]
 
 
 def energy_axis(signal):
@@ -43,25 +44,27 @@ def _is_uncalibrated(axis) -> bool:
     return no_units and axis.scale == 1 and axis.offset == 0
 
 
-def window_slice(axis, window, *, min_channels: int = 3, name: str = "window") -> slice:
-    """Convert an energy window given in axis units (eV) to a channel slice.
+class EnergyWindow:
+    """An energy range in eV and its channel slice on one calibrated axis.
+
+    Made once where the user's window enters the package, validated there,
+    and passed down: the maths reads :attr:`slice`, the metadata reads
+    :meth:`as_list`, titles read :attr:`label`. :meth:`on` gives the same
+    eV range on another axis (e.g. a signal cropped to a model's range).
 
     Parameters
     ----------
     axis : hyperspy axis
         A uniform, calibrated energy axis.
-    window : tuple of float
+    window : tuple of float or EnergyWindow
         ``(start, end)`` in the axis units; the end is exclusive, as in
         ``s.isig[start:end]``.
     min_channels : int
         Smallest accepted number of channels inside the window.
     name : str
         Name of the argument, used in error messages.
-
-    Returns
-    -------
-    slice
-        Channel slice ``start_index:end_index``.
+    axis_name : str
+        What the axis is, for error messages (e.g. "the model's energy range").
 
     Raises
     ------
@@ -75,35 +78,90 @@ def window_slice(axis, window, *, min_channels: int = 3, name: str = "window") -
     >>> s = hs.signals.Signal1D(np.zeros(100))
     >>> ax = s.axes_manager[-1]
     >>> ax.scale, ax.offset, ax.units = 0.5, 680.0, "eV"
-    >>> window_slice(ax, (690.0, 700.0))
-    slice(20, 40, None)
+    >>> w = EnergyWindow(ax, (690.0, 700.0))
+    >>> w.slice, w.as_list(), w.label
+    (slice(20, 40, None), [690.0, 700.0], '690-700 eV')
+    >>> w[0], w[1]
+    (690.0, 700.0)
     """
-    if window is None or len(window) != 2:
-        raise ValueError(f"`{name}` must be a (start, end) pair in {axis.units}, got {window!r}.")
-    lo, hi = (float(w) for w in window)
-    if _is_uncalibrated(axis):
-        raise ValueError(
-            f"The energy axis is uncalibrated (scale 1, offset 0, no units) but `{name}` "
-            f"was given in physical units {window!r}. Calibrate it first, e.g. "
-            "`ax = s.axes_manager.signal_axes[0]; ax.scale = 0.3; ax.offset = 420.; "
-            "ax.units = 'eV'`."
-        )
-    first = float(axis.axis[0])
-    last = float(axis.axis[-1]) + axis.scale
-    axis_range = f"the axis covers {first:g}–{last:g} {axis.units}"
-    if not np.isfinite([lo, hi]).all() or hi <= lo:
-        raise ValueError(f"`{name}` {window!r} is reversed or empty; {axis_range}.")
-    tol = 1e-6 * abs(axis.scale)
-    if lo < first - tol or hi > last + tol:
-        raise ValueError(f"`{name}` {window!r} lies outside the energy axis; {axis_range}.")
-    i0 = int(np.clip(np.round((lo - axis.offset) / axis.scale), 0, axis.size))
-    i1 = int(np.clip(np.round((hi - axis.offset) / axis.scale), 0, axis.size))
-    if i1 - i0 < min_channels:
-        raise ValueError(
-            f"`{name}` {window!r} covers {i1 - i0} channel(s) but at least "
-            f"{min_channels} are needed; {axis_range} at {axis.scale:g} {axis.units}/channel."
-        )
-    return slice(i0, i1)
+
+    def __init__(self, axis, window, *, min_channels: int = 3, name: str = "window",
+                 axis_name: str = "the energy axis"):
+        if isinstance(window, EnergyWindow):
+            window = (window.start, window.end)
+        if window is None or len(window) != 2:
+            raise ValueError(f"`{name}` must be a (start, end) pair in {axis.units}, got {window!r}.")
+        lo, hi = (float(w) for w in window)
+        if _is_uncalibrated(axis):
+            raise ValueError(
+                f"The energy axis is uncalibrated (scale 1, offset 0, no units) but `{name}` "
+                f"was given in physical units {tuple(window)!r}. Calibrate it first, e.g. "
+                "`ax = s.axes_manager.signal_axes[0]; ax.scale = 0.3; ax.offset = 420.; "
+                "ax.units = 'eV'`."
+            )
+        first = float(axis.axis[0])
+        last = float(axis.axis[-1]) + axis.scale
+        where = "the axis" if axis_name == "the energy axis" else axis_name
+        axis_range = f"{where} covers {first:g}–{last:g} {axis.units}"
+        if not np.isfinite([lo, hi]).all() or hi <= lo:
+            raise ValueError(f"`{name}` {tuple(window)!r} is reversed or empty; {axis_range}.")
+        tol = 1e-6 * abs(axis.scale)
+        if lo < first - tol or hi > last + tol:
+            raise ValueError(f"`{name}` {tuple(window)!r} lies outside {axis_name}; {axis_range}.")
+        i0 = int(np.clip(np.round((lo - axis.offset) / axis.scale), 0, axis.size))
+        i1 = int(np.clip(np.round((hi - axis.offset) / axis.scale), 0, axis.size))
+        if i1 - i0 < min_channels:
+            raise ValueError(
+                f"`{name}` {tuple(window)!r} covers {i1 - i0} channel(s) but at least "
+                f"{min_channels} are needed; {axis_range} at {axis.scale:g} {axis.units}/channel."
+            )
+        self.start, self.end = lo, hi
+        self.slice = slice(i0, i1)
+        self.units = str(axis.units) if str(axis.units) not in ("", "<undefined>") else "eV"
+        self.scale = float(axis.scale)
+        self._axis_key = (float(axis.offset), float(axis.scale), int(axis.size))
+        self._options = {"min_channels": min_channels, "name": name}
+
+    def on(self, axis, *, axis_name: str = "the energy axis"):
+        """The same eV range on ``axis`` (itself when ``axis`` is the one it was made on)."""
+        if (float(axis.offset), float(axis.scale), int(axis.size)) == self._axis_key:
+            return self
+        return EnergyWindow(axis, (self.start, self.end), axis_name=axis_name, **self._options)
+
+    @property
+    def n_channels(self) -> int:
+        return self.slice.stop - self.slice.start
+
+    @property
+    def label(self) -> str:
+        return f"{self.start:g}-{self.end:g} {self.units}"
+
+    def as_list(self):
+        """``[start, end]`` in eV, for metadata."""
+        return [self.start, self.end]
+
+    def __getitem__(self, i):
+        return (self.start, self.end)[i]
+
+    def __len__(self):
+        return 2
+
+    def __iter__(self):
+        return iter((self.start, self.end))
+
+    def __repr__(self):
+        return f"EnergyWindow({self.start:g}, {self.end:g} {self.units}; channels {self.slice.start}:{self.slice.stop})"
+
+
+def energy_window(signal, window, **kwargs):
+    """``window`` (a pair in eV or an :class:`EnergyWindow`) on the energy axis of ``signal``.
+
+    An :class:`EnergyWindow` already made on that axis is returned as it is.
+    """
+    axis = energy_axis(signal)
+    if isinstance(window, EnergyWindow):
+        return window.on(axis, **{k: v for k, v in kwargs.items() if k == "axis_name"})
+    return EnergyWindow(axis, window, **kwargs)
 
 
 def check_map_signal(signal, *, min_size: int = 1, what: str = "this method"):
@@ -198,3 +256,35 @@ def navigation_mask_array(signal, mask, *, name: str = "navigation_mask"):
     if arr.all():
         raise ValueError(f"`{name}` leaves out every pixel; nothing is left to score.")
     return arr
+
+
+def crop_energy(signal, signal_range):
+    """``signal`` cropped to ``signal_range`` (eV) and the range actually kept, on whole channels.
+
+    None keeps the whole axis. Returns ``(cropped signal, (start, end))``.
+    """
+    axis = energy_axis(signal)
+    if signal_range is None:
+        return signal, (float(axis.axis[0]), float(axis.axis[-1] + axis.scale))
+    sl = EnergyWindow(axis, signal_range, min_channels=16, name="signal_range").slice
+    lo = float(axis.offset + sl.start * axis.scale)
+    return signal.isig[sl.start:sl.stop], (lo, lo + (sl.stop - sl.start) * axis.scale)
+
+
+def crop_to_model(signal, cvae):
+    """``signal`` cropped to the energy channels a fitted CVAE was trained on.
+
+    Raises ``ValueError`` if the dispersion or the channel alignment differs
+    from the training axis, or the data do not cover the model's range.
+    """
+    axis = energy_axis(signal)
+    cvae.check_energy_axis(axis.offset, axis.scale)
+    tr = cvae.energy_axis_
+    i0 = int(round((tr["offset"] - axis.offset) / axis.scale))
+    i1 = i0 + cvae.n_channels_
+    if i0 < 0 or i1 > axis.size:
+        last = axis.offset + axis.size * axis.scale
+        raise ValueError(
+            f"The model was trained on {tr['offset']:g}–{tr['offset'] + cvae.n_channels_ * axis.scale:g} "
+            f"{axis.units} but the data cover {axis.offset:g}–{last:g} {axis.units}.")
+    return signal.isig[i0:i1]

@@ -36,7 +36,7 @@ def pca_reconstruction(signal, n_components=3, **decomposition_kwargs):
 
     Examples
     --------
-    >>> from hyperspy_cvae.data import bifeo3_si
+    >>> from hyperspy_cvae.synthetic import bifeo3_si
     >>> s = bifeo3_si((24, 24), random_state=0)
     >>> rec = pca_reconstruction(s, 3)
     >>> rec.metadata.CVAE.reconstruction.method
@@ -45,7 +45,7 @@ def pca_reconstruction(signal, n_components=3, **decomposition_kwargs):
     if int(n_components) < 1:
         raise ValueError(f"`n_components` must be >= 1, got {n_components}.")
     work = signal.deepcopy()
-    if not np.issubdtype(work.data.dtype, np.floating):
+    if work.data.dtype not in (np.float32, np.float64):  # integers, float16: linalg needs these
         work.change_dtype("float64")
     kwargs = {"print_info": False}
     kwargs.update(decomposition_kwargs)
@@ -136,22 +136,20 @@ def rx_map(signal, window=(690.0, 730.0), n_components=10, random_state=0):
 
     Examples
     --------
-    >>> from hyperspy_cvae.data import bifeo3_si
+    >>> from hyperspy_cvae.synthetic import bifeo3_si
     >>> s = bifeo3_si((24, 24), random_state=0)
     >>> rx_map(s, (690., 730.), n_components=5).metadata.CVAE.score.kind
     'rx'
     """
-    from ._validation import energy_axis, window_slice
-    from .scoring import _score_signal
+    from ._arrays import to_numpy
+    from ._validation import energy_window
+    from .scores import score_signal
 
-    sl = window_slice(energy_axis(signal), window)
-    data = signal.data[..., sl]
-    if hasattr(data, "compute"):
-        data = data.compute()
+    window = energy_window(signal, window)
+    data = to_numpy(signal.data[..., window.slice])
     nav = data.shape[:-1]
     r = rx_scores(data.reshape(-1, data.shape[-1]), n_components, random_state).reshape(nav)
     label = f"RX({int(n_components)})"
-    out = _score_signal(signal if not signal._lazy else signal, r, kind="rx", anomalous="high",
-                        window=window, title=f"{label} {window[0]:g}-{window[1]:g} eV",
+    return score_signal(signal, r, kind="rx", anomalous="high", window=window,
+                        title=f"{label} {window[0]:g}-{window[1]:g} eV",
                         extra={"method": label, "n_components": int(n_components)})
-    return out

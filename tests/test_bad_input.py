@@ -10,13 +10,9 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import data_hash
+from conftest import FIT_TINY, WINDOW, data_hash
 from hyperspy_cvae import CVAE, CVAEEELSSpectrum, to_cvae
-from hyperspy_cvae.data import bifeo3_si
-
-W = (690.0, 730.0)
-FIT = dict(signal_range=(680.0, 740.0), shard_size=16, latent_dim=8, epochs=1, batch_size=4,
-           random_state=0, show_progressbar=False)
+from hyperspy_cvae.synthetic import bifeo3_si
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +23,7 @@ def cube():
 
 @pytest.fixture(scope="module")
 def cvae(cube):
-    return CVAE(**{k: v for k, v in FIT.items() if k != "signal_range"}).fit(
+    return CVAE(**{k: v for k, v in FIT_TINY.items() if k != "signal_range"}).fit(
         cube.isig[680.0:740.0].data,
         energy_axis={"offset": 680.1, "scale": 0.3, "size": 200, "units": "eV"})
 
@@ -35,23 +31,36 @@ def cvae(cube):
 @pytest.fixture(scope="module")
 def fitted(cube):
     s = cube.deepcopy()
-    s.fit_cvae(**FIT)
+    s.fit_cvae(**FIT_TINY)
     return s
 
 
 def _calls(cvae_model):
     """Every public method that takes a window / needs a map, as callables."""
     return {
-        "inject_shift": lambda s: s.inject_shift(1.0, window=W, random_state=0),
-        "fit_cvae": lambda s: s.fit_cvae(**FIT),
+        "inject_shift": lambda s: s.inject_shift(1.0, window=WINDOW, random_state=0),
+        "fit_cvae": lambda s: s.fit_cvae(**FIT_TINY),
         "cvae_decomposition": lambda s: s.cvae_decomposition(cvae=cvae_model),
-        "anomaly_map_pca": lambda s: s.anomaly_map("pca", window=W),
-        "anomaly_map_cvae": lambda s: s.anomaly_map("cvae", window=W, cvae=cvae_model),
+        "anomaly_map_pca": lambda s: s.anomaly_map("pca", window=WINDOW),
+        "anomaly_map_cvae": lambda s: s.anomaly_map("cvae", window=WINDOW, cvae=cvae_model),
     }
 
 
 ALL = ["inject_shift", "fit_cvae", "cvae_decomposition", "anomaly_map_pca", "anomaly_map_cvae"]
 WINDOWED = ["inject_shift", "fit_cvae", "anomaly_map_pca"]
+#: The methods that use the trained ``cvae`` fixture.
+NEEDS_MODEL = {"cvae_decomposition", "anomaly_map_cvae"}
+
+
+def _methods(names, slow=NEEDS_MODEL):
+    """``names`` as parameters; those in ``slow`` (they train a CVAE or use the trained one) marked slow."""
+    return [pytest.param(n, marks=pytest.mark.slow) if n in slow else n for n in names]
+
+
+def _call(method, request):
+    """The public method ``method`` as a callable of the signal; the trained ``cvae`` fixture is
+    built only for the methods in ``NEEDS_MODEL`` (a test that asks for none of them trains nothing)."""
+    return _calls(request.getfixturevalue("cvae") if method in NEEDS_MODEL else None)[method]
 
 
 def _compute(out):
@@ -63,15 +72,15 @@ def _compute(out):
 
 # --------------------------------------------------------------------------- axis
 @pytest.mark.parametrize("method", WINDOWED)
-def test_uncalibrated_energy_axis_with_window_in_eV(method, cvae):
+def test_uncalibrated_energy_axis_with_window_in_eV(method, request):
     s = CVAEEELSSpectrum(np.random.default_rng(0).poisson(50, (32, 32, 300)).astype(np.float32))
     with pytest.raises(ValueError, match="uncalibrated") as err:
-        _calls(cvae)[method](s)
+        _call(method, request)(s)
     assert "ax.scale" in str(err.value) and "ax.units" in str(err.value)  # says how to fix it
 
 
-@pytest.mark.parametrize("method", ALL)
-def test_non_uniform_energy_axis(method, cube, cvae):
+@pytest.mark.parametrize("method", _methods(ALL))
+def test_non_uniform_energy_axis(method, cube, request):
     e = 660.0 + np.cumsum(np.linspace(0.25, 0.35, 300))
     s = hs.signals.Signal1D(cube.data, axes=[
         {"size": 32, "scale": 0.1, "units": "nm", "name": "y"},
@@ -80,17 +89,18 @@ def test_non_uniform_energy_axis(method, cube, cvae):
     s.set_signal_type("CVAE_EELS")
     assert isinstance(s, CVAEEELSSpectrum)
     with pytest.raises(ValueError, match="non-uniform") as err:
-        _calls(cvae)[method](s)
+        _call(method, request)(s)
     assert "interpolate_on_axis" in str(err.value)
 
 
 @pytest.mark.parametrize("window,match", [((600.0, 700.0), "outside"), ((700.0, 800.0), "outside"),
                                           ((730.0, 690.0), "reversed"), ((700.0, 700.5), "at least")])
-@pytest.mark.parametrize("method", ["inject_shift", "anomaly_map_pca", "anomaly_map_cvae"])
-def test_window_outside_reversed_or_too_narrow(method, window, match, cube, cvae):
+@pytest.mark.parametrize("method", _methods(["inject_shift", "anomaly_map_pca", "anomaly_map_cvae"]))
+def test_window_outside_reversed_or_too_narrow(method, window, match, cube, request):
     call = {"inject_shift": lambda: cube.inject_shift(1.0, window=window),
             "anomaly_map_pca": lambda: cube.anomaly_map("pca", window=window),
-            "anomaly_map_cvae": lambda: cube.anomaly_map("cvae", window=window, cvae=cvae)}[method]
+            "anomaly_map_cvae": lambda: cube.anomaly_map("cvae", window=window,
+                                                         cvae=request.getfixturevalue("cvae"))}[method]
     with pytest.raises(ValueError, match=match) as err:
         call()
     assert "the axis covers 660–750 eV" in str(err.value)
@@ -100,24 +110,25 @@ def test_window_outside_reversed_or_too_narrow(method, window, match, cube, cvae
                                                 ((700.0, 703.0), "at least 16")])
 def test_signal_range_outside_reversed_or_too_narrow(signal_range, match, cube):
     with pytest.raises(ValueError, match=match):
-        cube.fit_cvae(**dict(FIT, signal_range=signal_range))
+        cube.fit_cvae(**dict(FIT_TINY, signal_range=signal_range))
 
 
 # --------------------------------------------------------------------------- shape
-@pytest.mark.parametrize("method", ALL)
+@pytest.mark.parametrize("method", _methods(ALL))
 @pytest.mark.parametrize("kind", ["single spectrum", "line scan"])
-def test_not_a_map(kind, method, cube, cvae):
+def test_not_a_map(kind, method, cube, request):
     s = cube.inav[3, 4] if kind == "single spectrum" else cube.inav[:, 4]
     assert s.axes_manager.navigation_dimension == (0 if kind == "single spectrum" else 1)
     with pytest.raises(ValueError, match="two navigation axes") as err:
-        _calls(cvae)[method](s)
+        _call(method, request)(s)
     assert "Line scans and single spectra are not supported" in str(err.value)
 
 
+@pytest.mark.slow
 def test_navigation_smaller_than_shard(cube, cvae):
     tiny = cube.inav[:12, :20]  # 20 × 12 pixels, shards of 16
     with pytest.raises(ValueError, match="smaller than one shard") as err:
-        tiny.fit_cvae(**FIT)
+        tiny.fit_cvae(**FIT_TINY)
     assert "shard_size=12" in str(err.value)
     with pytest.raises(ValueError, match="smaller than one shard"):
         tiny.cvae_decomposition(cvae=cvae)
@@ -127,35 +138,36 @@ def test_navigation_smaller_than_shard(cube, cvae):
 
 # --------------------------------------------------------------------------- values
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
-@pytest.mark.parametrize("method", ["fit_cvae", "cvae_decomposition", "anomaly_map_pca",
-                                    "anomaly_map_cvae"])
-def test_nan_or_inf_refused_eager(method, bad, cube, cvae):
+@pytest.mark.parametrize("method", _methods(["fit_cvae", "cvae_decomposition", "anomaly_map_pca",
+                                             "anomaly_map_cvae"]))
+def test_nan_or_inf_refused_eager(method, bad, cube, request):
     s = cube.deepcopy()
     s.data[5, 7, 120] = bad
     before = data_hash(s)
     with pytest.raises(ValueError, match="NaN") as err:
-        _compute(_calls(cvae)[method](s))
+        _compute(_call(method, request)(s))
     assert "nan_to_num" in str(err.value)
     assert data_hash(s) == before
 
 
-@pytest.mark.parametrize("method", ["cvae_decomposition", "anomaly_map_pca", "anomaly_map_cvae"])
-def test_nan_refused_lazy(method, cube, cvae):
+@pytest.mark.parametrize("method", _methods(["cvae_decomposition", "anomaly_map_pca", "anomaly_map_cvae"]))
+def test_nan_refused_lazy(method, cube, request):
     """Lazy data are checked block by block: the error comes when the result is computed."""
     s = cube.deepcopy()
     s.data[30, 35, 120] = np.nan
     s = s.as_lazy()
     with pytest.raises(ValueError, match="NaN"):
-        _compute(_calls(cvae)[method](s))
+        _compute(_call(method, request)(s))
 
 
 def test_nan_refused_lazy_fit(cube):
     s = cube.deepcopy()
     s.data[..., 120] = np.nan  # in every sampled shard
     with pytest.raises(ValueError, match="NaN/inf .* shard at pixel"):
-        s.as_lazy().fit_cvae(**FIT)
+        s.as_lazy().fit_cvae(**FIT_TINY)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("lazy", [False, True])
 @pytest.mark.parametrize("loss", ["ce", "poisson"])
 def test_negative_counts_clipped_with_warning(lazy, loss, cube, caplog):
@@ -165,43 +177,44 @@ def test_negative_counts_clipped_with_warning(lazy, loss, cube, caplog):
     s = s.as_lazy() if lazy else s
     before = data_hash(s)
     with caplog.at_level(logging.WARNING, logger="hyperspy_cvae"):
-        cvae = s.fit_cvae(**dict(FIT, loss=loss))
+        cvae = s.fit_cvae(**dict(FIT_TINY, loss=loss))
     assert any("Negative counts" in r.message and "clipped to 0" in r.message for r in caplog.records)
     assert np.isfinite(cvae.history_["train_loss"]).all()
     rec = _compute(s.cvae_decomposition())
     assert (rec.data >= 0).all() and np.isfinite(rec.data).all()
-    pcc, mask = s.anomaly_map("cvae", window=W)
-    assert np.isfinite(pcc.data).all()
+    score, mask = s.anomaly_map("cvae", window=WINDOW)  # the default shift score
+    assert np.isfinite(score.data).all()
     assert data_hash(s) == before
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dtype", ["uint16", "int32"])
 def test_integer_counts(dtype, cube, fitted):
     s = cube.deepcopy()
     s.change_dtype(dtype)
     before = data_hash(s)
-    out, truth = s.inject_shift(2.0, window=W, random_state=1, return_mask=True)
+    out, truth = s.inject_shift(2.0, window=WINDOW, random_state=1, return_mask=True)
     assert np.issubdtype(out.data.dtype, np.floating)
-    cvae = s.fit_cvae(**FIT)
+    cvae = s.fit_cvae(**FIT_TINY)
     assert cvae.checksum() == fitted.cvae.checksum()  # counts are counts, whatever their dtype
     rec = s.cvae_decomposition()
     assert rec.data.dtype == np.float32
-    pcc, _ = s.anomaly_map("pca", window=W, score="pcc")
-    pcc_f, _ = cube.anomaly_map("pca", window=W, score="pcc")
+    pcc, _ = s.anomaly_map("pca", window=WINDOW, score="pcc")
+    pcc_f, _ = cube.anomaly_map("pca", window=WINDOW, score="pcc")
     np.testing.assert_allclose(pcc.data, pcc_f.data, atol=1e-6)
-    z, _ = s.anomaly_map("pca", window=W)  # the default shift score: sqrt of a likelihood ratio
-    z_f, _ = cube.anomaly_map("pca", window=W)
+    z, _ = s.anomaly_map("pca", window=WINDOW)  # the default shift score: sqrt of a likelihood ratio
+    z_f, _ = cube.anomaly_map("pca", window=WINDOW)
     np.testing.assert_allclose(z.data, z_f.data, atol=1e-3)
-    s.anomaly_map("cvae", window=W)
+    s.anomaly_map("cvae", window=WINDOW)
     assert data_hash(s) == before and s.data.dtype == dtype
 
 
-@pytest.mark.parametrize("method", ALL)
-def test_complex_data_refused(method, cube, cvae):
+@pytest.mark.parametrize("method", _methods(ALL))
+def test_complex_data_refused(method, cube, request):
     s = CVAEEELSSpectrum(cube.data.astype(np.complex64))
     s.axes_manager[-1].update_from(cube.axes_manager[-1], ("units", "scale", "offset", "name"))
     with pytest.raises(TypeError, match="complex") as err:
-        _calls(cvae)[method](s)
+        _call(method, request)(s)
     assert "abs(s)" in str(err.value)
 
 
@@ -214,6 +227,7 @@ def test_complex_signal_not_converted():
 
 
 # --------------------------------------------------------------------------- checkpoints
+@pytest.mark.slow
 def test_checkpoint_trained_on_another_energy_axis(fitted, tmp_path):
     loaded = CVAE.load(fitted.cvae.save(tmp_path / "m.pt"))
     finer = fitted.deepcopy()
@@ -229,6 +243,7 @@ def test_checkpoint_trained_on_another_energy_axis(fitted, tmp_path):
         fitted.isig[700.0:].cvae_decomposition(cvae=loaded)
 
 
+@pytest.mark.slow
 def test_corrupt_or_foreign_checkpoint_refused_without_executing_code(fitted, tmp_path):
     good = fitted.cvae.save(tmp_path / "good.pt")
     blob = good.read_bytes()
@@ -266,44 +281,44 @@ def test_corrupt_or_foreign_checkpoint_refused_without_executing_code(fitted, tm
 def test_inject_shift_dE_larger_than_window(lazy, cube):
     s = cube.as_lazy() if lazy else cube
     with pytest.raises(ValueError, match="smaller than the window width 40 eV"):
-        s.inject_shift(45.0, window=W)
+        s.inject_shift(45.0, window=WINDOW)
     with pytest.raises(ValueError, match="smaller than the window width"):
-        s.inject_shift(-40.0, window=W)
+        s.inject_shift(-40.0, window=WINDOW)
 
 
 @pytest.mark.parametrize("lazy", [False, True])
 def test_inject_shift_mask_of_wrong_shape(lazy, cube):
     s = cube.as_lazy() if lazy else cube
     with pytest.raises(ValueError, match=r"shape \(40, 32\), expected .* \(32, 40\)"):
-        s.inject_shift(1.0, window=W, mask=np.zeros((40, 32), bool))  # x/y swapped
+        s.inject_shift(1.0, window=WINDOW, mask=np.zeros((40, 32), bool))  # x/y swapped
     with pytest.raises(ValueError, match="navigation shape"):
-        s.inject_shift(1.0, window=W, mask=hs.signals.Signal2D(np.zeros((32, 39), bool)))
+        s.inject_shift(1.0, window=WINDOW, mask=hs.signals.Signal2D(np.zeros((32, 39), bool)))
 
 
 # --------------------------------------------------------------------------- degenerate data
 @pytest.mark.parametrize("score", ["shift", "pcc"])
-@pytest.mark.parametrize("method", ["pca", "cvae"])
+@pytest.mark.parametrize("method", ["pca", pytest.param("cvae", marks=pytest.mark.slow)])
 @pytest.mark.parametrize("lazy", [False, True])
-def test_anomaly_map_all_identical_spectra(method, lazy, score, cube, cvae):
+def test_anomaly_map_all_identical_spectra(method, lazy, score, cube, request):
     s = cube.deepcopy()
     s.data[:] = cube.data.mean((0, 1))
     s = s.as_lazy() if lazy else s
-    kw = {"cvae": cvae} if method == "cvae" else {}
+    kw = {"cvae": request.getfixturevalue("cvae")} if method == "cvae" else {}
     with warnings.catch_warnings():
         warnings.simplefilter("error", RuntimeWarning)  # no 0/0 or invalid-value spam
-        pcc, mask = s.anomaly_map(method, window=W, score=score, **kw)
-    assert np.isfinite(pcc.data).all()
+        score_map, mask = s.anomaly_map(method, window=WINDOW, score=score, **kw)
+    assert np.isfinite(score_map.data).all()
     assert not mask.data.any()
     assert "identical" in mask.metadata.CVAE.threshold.decision
 
 
 # --------------------------------------------------------------------------- no mutation
 @pytest.mark.parametrize("lazy", [False, True])
-@pytest.mark.parametrize("method", ALL)
-def test_public_methods_never_mutate_input(method, lazy, cube, cvae):
+@pytest.mark.parametrize("method", _methods(ALL, slow=NEEDS_MODEL | {"fit_cvae"}))
+def test_public_methods_never_mutate_input(method, lazy, cube, request):
     s = cube.deepcopy()
     s.data[0, :3, :50] = -2.0  # a few negative counts: clipping must work on a copy
     s = s.as_lazy() if lazy else s
     before = data_hash(s)
-    _compute(_calls(cvae)[method](s))
+    _compute(_call(method, request)(s))
     assert data_hash(s) == before

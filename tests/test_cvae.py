@@ -4,7 +4,7 @@ import torch
 
 from hyperspy_cvae import CVAE
 from hyperspy_cvae.latent import latent_pair_similarity
-from hyperspy_cvae.scoring import detection_metrics
+from hyperspy_cvae.evaluation import detection_metrics
 from conftest import data_hash
 
 FIT = dict(signal_range=(680.0, 740.0), shard_size=16, latent_dim=16, epochs=3, batch_size=4,
@@ -18,6 +18,7 @@ def fitted(small_cube):
     return s
 
 
+@pytest.mark.slow
 def test_fit_stores_model_history_metadata(fitted):
     cvae = fitted.cvae
     assert cvae.is_fitted and len(cvae.history_["train_loss"]) >= 1
@@ -25,10 +26,13 @@ def test_fit_stores_model_history_metadata(fitted):
     assert cvae.n_channels_ == 200 and cvae.energy_axis_["offset"] == pytest.approx(680.0, abs=0.3)
     assert fitted.metadata.CVAE.model.checksum == cvae.checksum()
     assert cvae.get_params()["latent_dim"] == 16
-    ax = cvae.plot_history()
+    from hyperspy_cvae.plotting import plot_history
+
+    ax = plot_history(cvae)
     assert ax.get_xlabel() == "epoch"
 
 
+@pytest.mark.slow
 def test_same_seed_same_model(small_cube):
     a = small_cube.deepcopy().fit_cvae(**dict(FIT, epochs=1))
     b = small_cube.deepcopy().fit_cvae(**dict(FIT, epochs=1))
@@ -36,6 +40,7 @@ def test_same_seed_same_model(small_cube):
     assert a.checksum() == b.checksum() != c.checksum()
 
 
+@pytest.mark.slow
 def test_reconstruction_lazy_equals_eager_and_no_mutation(fitted):
     before = data_hash(fitted)
     rec = fitted.cvae_decomposition(show_progressbar=False)
@@ -55,6 +60,7 @@ def test_reconstruction_lazy_equals_eager_and_no_mutation(fitted):
     np.testing.assert_allclose(rec.data.sum(-1), crop.sum(-1), rtol=1e-4)
 
 
+@pytest.mark.slow
 def test_checkpoint_roundtrip(fitted, tmp_path):
     path = fitted.cvae.save(tmp_path / "m.pt")
     loaded = CVAE.load(path)
@@ -85,6 +91,7 @@ def test_corrupt_and_foreign_checkpoints(tmp_path):
         CVAE.load(evil)
 
 
+@pytest.mark.slow
 def test_incompatible_energy_axis(fitted):
     other = fitted.deepcopy()
     other.axes_manager[-1].scale = 0.25
@@ -112,27 +119,39 @@ def test_cuda_requested_without_cuda(small_cube):
         small_cube.fit_cvae(**dict(FIT, device="cuda"))
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_cuda_path(small_cube):
     cvae = small_cube.deepcopy().fit_cvae(**dict(FIT, device="cuda"))
     assert next(cvae.model_.parameters()).is_cuda
 
 
+@pytest.mark.slow
 def test_end_to_end_detects_injected_shift(small_cube):
     bad, truth = small_cube.inject_shift(4.0, n_clusters=3, cluster_size=5, random_state=3,
                                          return_mask=True)
-    pcc, mask = bad.anomaly_map("cvae", signal_range=(660.0, 760.0), shard_size=16,
-                                latent_dim=16, epochs=12, batch_size=4, random_state=0)
-    m = detection_metrics(mask, truth, pcc)
+    score, mask = bad.anomaly_map("cvae", signal_range=(660.0, 760.0), shard_size=16,
+                                  latent_dim=16, epochs=12, batch_size=4, random_state=0)
+    assert score.metadata.CVAE.score.kind == "shift"  # the default score: high = anomalous
+    m = detection_metrics(mask, truth, score)
     assert m["roc_auc"] > 0.9, m
-    assert pcc.metadata.CVAE.method == "CVAE"
+    assert score.metadata.CVAE.method == "CVAE"
     sim, pos = latent_pair_similarity(bad.cvae, small_cube, bad, n_pairs=8)
-    assert sim.shape == (8, 8) and np.all(np.abs(sim) <= 1 + 1e-6)
+    assert sim.shape == (8, 8) and pos.shape == (8, 2)
+    # the shards are drawn where the injected anomalies are (truth read from the metadata)
+    assert all(truth.data[y:y + 16, x:x + 16].any() for y, x in pos)
+    # a shard against itself: cosine similarity 1 on the diagonal, symmetric, same positions
+    own, own_pos = latent_pair_similarity(bad.cvae, bad, bad, n_pairs=8)
+    np.testing.assert_array_equal(own_pos, pos)
+    np.testing.assert_allclose(np.diag(own), 1.0, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(own, own.T, rtol=0, atol=1e-6)
 
 
 def test_shards_per_epoch_draws_random_positions_inside_the_training_rows():
     est = CVAE(shards_per_epoch=37)
-    pos = est._sample_positions(np.random.default_rng(0), (0, 40), 48)
+    from hyperspy_cvae.cvae.sampling import sample_positions
+
+    pos = sample_positions(est, np.random.default_rng(0), (0, 40), 48)
     assert pos.shape == (37, 2)
     assert pos[:, 0].min() >= 0 and pos[:, 0].max() <= 40 - 24
     assert pos[:, 1].max() <= 48 - 24

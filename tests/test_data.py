@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from hyperspy_cvae import CVAEEELSSpectrum
-from hyperspy_cvae.data import bifeo3_si, spectrum_components
+from hyperspy_cvae.synthetic import bifeo3_si, spectrum_components
 
 
 def test_calibration_and_class():

@@ -7,22 +7,21 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import data_hash
+from conftest import FIT_SMALL, WINDOW, data_hash
+
+pytestmark = pytest.mark.slow  # trains a CVAE; starts a LocalCluster
 
 distributed = pytest.importorskip("distributed")
 cloudpickle = pytest.importorskip("cloudpickle")
 
 from hyperspy_cvae import CVAE  # noqa: E402
-from hyperspy_cvae.training import ModelHandle  # noqa: E402
-
-FIT = dict(signal_range=(680.0, 740.0), shard_size=16, latent_dim=16, epochs=2, batch_size=4,
-           random_state=0, show_progressbar=False)
+from hyperspy_cvae.cvae import ModelHandle  # noqa: E402
 
 
 def _n_worker_models():
-    from hyperspy_cvae import training
+    from hyperspy_cvae.cvae import streaming
 
-    return len(training._WORKER_MODELS)
+    return len(streaming._WORKER_MODELS)
 
 
 def _models_in(obj):
@@ -42,13 +41,13 @@ def _models_in(obj):
 @pytest.fixture(scope="module")
 def fitted(small_cube):
     s = small_cube.deepcopy()
-    s.fit_cvae(**FIT)
+    s.fit_cvae(**FIT_SMALL)
     return s
 
 
 def test_local_cluster_equals_single_process(fitted):
     ref_rec = fitted.cvae_decomposition()
-    ref_pcc, ref_mask = fitted.anomaly_map("cvae", window=(690.0, 730.0), score="pcc")
+    ref_pcc, ref_mask = fitted.anomaly_map("cvae", window=WINDOW, score="pcc")
     ref_lat = np.array(fitted.cvae_results["latent_map"].data)
     lazy = fitted.as_lazy()
     before = data_hash(fitted)
@@ -68,7 +67,7 @@ def test_local_cluster_equals_single_process(fitted):
         assert _models_in(dict(rec_l.data.__dask_graph__())) == []
         rec_l.compute()
         rec = fitted.cvae_decomposition()                       # eager input, client active
-        pcc, mask = fitted.anomaly_map("cvae", window=(690.0, 730.0), score="pcc")
+        pcc, mask = fitted.anomaly_map("cvae", window=WINDOW, score="pcc")
         assert scatters == [True, True, True]                   # once per call, broadcast
         built = client.run(_n_worker_models)
         assert sorted(built.values()) == [1, 1]                 # one model per worker process

@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from hyperspy_cvae.data import bifeo3_si
-from hyperspy_cvae.inject import cluster_mask, shift_window, window_taper
+from hyperspy_cvae.synthetic import bifeo3_si
+from hyperspy_cvae.synthetic import cluster_mask, shift_window, window_taper
 from conftest import data_hash
 
 

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from hyperspy_cvae.model import CVAE3D, count_macs, cross_entropy_loss, kl_divergence, poisson_nll_loss
+from hyperspy_cvae.cvae.model import CVAE3D, count_macs
+from hyperspy_cvae.cvae.losses import cross_entropy_loss, kl_divergence, poisson_nll_loss
 
 
 def _p(b=2, s=8, e=100, seed=0):

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from hyperspy_cvae.scoring import pcc_map, shift_score_map
-from conftest import data_hash
+from hyperspy_cvae.scores import pcc_map, shift_score_map
+from conftest import WINDOW, data_hash
 
 
 def test_pca_path_equals_plain_hyperspy(small_cube):
@@ -12,11 +12,11 @@ def test_pca_path_equals_plain_hyperspy(small_cube):
     assert data_hash(s) == before
     manual = s.deepcopy()
     manual.decomposition(print_info=False)
-    ref = pcc_map(s, manual.get_decomposition_model(3), (690.0, 730.0))
+    ref = pcc_map(s, manual.get_decomposition_model(3), WINDOW)
     np.testing.assert_allclose(pcc.data, ref.data, atol=1e-8)
     # The default score is the shift likelihood ratio against the same reconstruction.
     z, _ = s.anomaly_map("pca", n_components=3)
-    ref_z = shift_score_map(s, manual.get_decomposition_model(3), (690.0, 730.0))
+    ref_z = shift_score_map(s, manual.get_decomposition_model(3), WINDOW)
     assert z.metadata.CVAE.score.kind == "shift"
     np.testing.assert_allclose(z.data, ref_z.data, atol=1e-8)
     assert pcc.metadata.CVAE.method == "PCA(3)" and mask.metadata.CVAE.method == "PCA(3)"
@@ -26,14 +26,14 @@ def test_pca_path_equals_plain_hyperspy(small_cube):
 
 def test_pca_kwargs_and_lazy(small_cube):
     s = small_cube.inject_shift(4.0, n_clusters=2, random_state=1)
-    pcc, mask = s.anomaly_map("pca", n_components=4, normalize_poissonian_noise=True)
-    assert "Poisson" in pcc.metadata.CVAE.method
+    z, mask = s.anomaly_map("pca", n_components=4, normalize_poissonian_noise=True)  # shift score
+    assert "Poisson" in z.metadata.CVAE.method
     lz = s.as_lazy()
-    pcc_l, mask_l = lz.anomaly_map("pca", n_components=3, threshold=None)
-    assert pcc_l._lazy and mask_l is None
-    pcc_l.compute()
-    pcc_e, _ = s.anomaly_map("pca", n_components=3)
-    np.testing.assert_allclose(pcc_l.data, pcc_e.data, atol=1e-4)
+    z_l, mask_l = lz.anomaly_map("pca", n_components=3, threshold=None)
+    assert z_l._lazy and mask_l is None
+    z_l.compute()
+    z_e, _ = s.anomaly_map("pca", n_components=3)
+    np.testing.assert_allclose(z_l.data, z_e.data, atol=1e-4)
 
 
 def test_anomaly_map_errors(small_cube):

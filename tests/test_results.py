@@ -11,35 +11,26 @@ import pytest  # noqa: E402
 
 import hyperspy_cvae  # noqa: E402
 from hyperspy_cvae import CVAE  # noqa: E402
-from hyperspy_cvae.data import bifeo3_si  # noqa: E402
-from hyperspy_cvae.denoising import denoising_mse  # noqa: E402
+from hyperspy_cvae.synthetic import bifeo3_si  # noqa: E402
+from hyperspy_cvae.evaluation import denoising_mse  # noqa: E402
 from hyperspy_cvae.latent import (cluster_latents, decode_latent, latent_mahalanobis,  # noqa: E402
                                   latent_phase_map, mahalanobis_distances, shard_to_pixels)
 from hyperspy_cvae.plotting import (example_pixels, outline_mask, plot_latent_maps,  # noqa: E402
                                     plot_phase_map, plot_score_map)
-from hyperspy_cvae.scoring import detection_metrics, threshold_anomalies  # noqa: E402
-from conftest import assert_doctests_pass  # noqa: E402
-
-FIT = dict(signal_range=(680.0, 740.0), shard_size=16, latent_dim=16, epochs=2, batch_size=4,
-           random_state=0, show_progressbar=False)
-WINDOW = (690.0, 730.0)
+from hyperspy_cvae.evaluation import detection_metrics  # noqa: E402
+from hyperspy_cvae.scores import threshold_anomalies  # noqa: E402
+from conftest import FIT_SMALL, WINDOW  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def run(small_cube):
     """A fitted model and its CVAE results on a cube with injected shifts."""
     bad, truth = small_cube.inject_shift(4.0, WINDOW, n_clusters=2, random_state=1, return_mask=True)
-    bad.fit_cvae(**FIT)
+    bad.fit_cvae(**FIT_SMALL)
     rec = bad.cvae_decomposition(show_progressbar=False)
     pcc, mask = bad.anomaly_map("cvae", window=WINDOW, score="pcc", show_progressbar=False)
     return {"s": bad, "truth": truth, "rec": rec, "pcc": pcc, "mask": mask,
             "latent_map": bad.cvae_results["latent_map"]}
-
-
-@pytest.fixture(autouse=True)
-def _close_figures():
-    yield
-    plt.close("all")
 
 
 # ---------------------------------------------------------------- latent maths
@@ -84,6 +75,7 @@ def test_cluster_latents_silhouette_choice():
         cluster_latents(Z, method="dbscan")
 
 
+@pytest.mark.slow
 def test_latent_mahalanobis_map(run):
     lm = run["latent_map"]
     score = latent_mahalanobis(lm)
@@ -108,9 +100,10 @@ def test_latent_mahalanobis_map(run):
     np.testing.assert_allclose(via_signal.data, score.data)
 
 
+@pytest.mark.slow
 def test_phase_map_finds_substrate():
     s = bifeo3_si((48, 48), offset=640.0, size=400, substrate_fraction=0.4, random_state=0)
-    s.fit_cvae(**dict(FIT, signal_range=(660.0, 760.0)))
+    s.fit_cvae(**dict(FIT_SMALL, signal_range=(660.0, 760.0)))
     labels, centres = s.cvae_phase_map(n_clusters=2, stride=8, show_progressbar=False)
     sub = np.zeros((48, 48), bool)
     sub[48 - 19:] = True
@@ -126,6 +119,7 @@ def test_phase_map_finds_substrate():
     assert auto.metadata.CVAE.phase_map.silhouette_k == [2, 3, 4]
 
 
+@pytest.mark.slow
 def test_decode_latent_shapes_and_checks(run):
     cvae = run["s"].cvae
     spec = decode_latent(cvae, np.zeros((3, cvae.latent_dim)), counts=100.0)
@@ -153,9 +147,10 @@ def test_denoising_mse_against_truth():
 
 
 # ------------------------------------------------------------------------ plots
+@pytest.mark.slow
 def test_plot_anomaly_results_and_outlines(run, tmp_path):
     s, pcc, mask, truth = run["s"], run["pcc"], run["mask"], run["truth"]
-    fig = s.plot_anomaly_results(pcc, mask, truth, reconstruction=run["rec"], path=tmp_path / "a.png")
+    fig = s.plot_anomaly_results(pcc, truth, reconstruction=run["rec"], mask=mask, path=tmp_path / "a.png")
     assert (tmp_path / "a.png").stat().st_size > 10_000
     ax_map, ax_hist = fig.axes[0], fig.axes[1]
     ax_spec = next(a for a in fig.axes if a.get_xlabel().startswith("Energy"))
@@ -165,10 +160,16 @@ def test_plot_anomaly_results_and_outlines(run, tmp_path):
     labels = [t.get_text() for t in ax_map.get_legend().get_texts()]
     assert any(t.startswith(("detected", "missed")) for t in labels)
     assert len(ax_spec.lines) == 4
-    # without an explicit reconstruction it is rebuilt from the metadata (PCA here)
-    pcc_pca, mask_pca = s.anomaly_map("pca", window=WINDOW, n_components=3)
-    fig = s.plot_anomaly_results(pcc_pca, mask_pca)
-    assert "PCA(3)" in fig.axes[-1].get_title() or any("PCA(3)" in a.get_title() for a in fig.axes)
+    # the result of anomaly_map keeps its reconstruction: nothing is rebuilt
+    result = s.anomaly_map("pca", window=WINDOW, n_components=3)
+    fig = s.plot_anomaly_results(result, truth)
+    assert any("PCA(3)" in a.get_title() for a in fig.axes)
+    # a bare score map does not say what it was scored against
+    with pytest.raises(ValueError, match="reconstruction"):
+        s.plot_anomaly_results(result.score)
+    # the mask of anomaly_map passed where the truth goes is refused, not drawn as the truth
+    with pytest.raises(TypeError, match="truth"):
+        s.plot_anomaly_results(result, result.mask)
 
 
 def test_outline_is_pixel_exact():
@@ -190,24 +191,28 @@ def test_example_pixels_prefers_truth_then_mask():
     assert example_pixels(v)[1:] == ((0, 0), "lowest score")
 
 
+@pytest.mark.slow
 def test_plot_comparison_rows_and_results(run, tmp_path):
     s = run["s"]
-    fig, res = hyperspy_cvae.plot_comparison(s, methods=("cvae", ("pca", 4)), window=WINDOW,
-                                             path=tmp_path / "c.png", return_results=True)
+    fig, res = s.plot_comparison(methods=("cvae", ("pca", 4)), window=WINDOW, path=tmp_path / "c.png")
     assert list(res) == ["CVAE", "PCA(4)"]
-    pcc_c, mask_c, _ = res["CVAE"]
+    pcc_c, mask_c = res["CVAE"]
     np.testing.assert_allclose(pcc_c.data, run["pcc"].data)      # same as anomaly_map
     np.testing.assert_array_equal(mask_c.data, run["mask"].data)
+    assert res["CVAE"].reconstruction.metadata.CVAE.reconstruction.method == "CVAE"
     assert "detected" in fig._suptitle.get_text()                  # truth read from the injection
     assert (tmp_path / "c.png").stat().st_size > 20_000
+    fig2 = hyperspy_cvae.plot_comparison(res)                       # draws only: same rows again
+    assert len(fig2.axes) == len(fig.axes)
     with pytest.raises(ValueError, match="methods"):
-        hyperspy_cvae.plot_comparison(s, methods=("ica",))
-    from hyperspy_cvae.plotting import _parse_method
+        s.compare_methods(methods=("ica",))
+    from hyperspy_cvae.workflow import parse_method
 
-    assert [_parse_method(m, 3) for m in ("CVAE", "pca", "PCA(5)", "pca 2", ("pca", 6))] == [
+    assert [parse_method(m, 3) for m in ("CVAE", "pca", "PCA(5)", "pca 2", ("pca", 6))] == [
         ("cvae", 3), ("pca", 3), ("pca", 5), ("pca", 2), ("pca", 6)]
 
 
+@pytest.mark.slow
 def test_latent_maps_plot_and_browsable_stack(run):
     lm = run["latent_map"]
     assert lm.axes_manager.navigation_shape == (16,)
@@ -216,6 +221,7 @@ def test_latent_maps_plot_and_browsable_stack(run):
     lm.plot()  # HyperSpy browsing works under Agg
 
 
+@pytest.mark.slow
 def test_plot_reconstruction_overlays_and_follows_navigation(run):
     s, rec, pcc = run["s"], run["rec"], run["pcc"]
     shown = s.plot_reconstruction(rec, navigator=pcc)
@@ -226,6 +232,7 @@ def test_plot_reconstruction_overlays_and_follows_navigation(run):
     shown._plot.close()
 
 
+@pytest.mark.slow
 def test_score_map_high_is_anomalous_colormap(run):
     score = latent_mahalanobis(run["latent_map"])
     ax = plot_score_map(score, threshold_anomalies(score), run["truth"])
@@ -233,6 +240,7 @@ def test_score_map_high_is_anomalous_colormap(run):
 
 
 # ------------------------------------------------------------------ persistence
+@pytest.mark.slow
 @pytest.mark.parametrize("ext", ["hspy", "zspy"])
 def test_results_round_trip(run, tmp_path, ext):
     s, pcc, mask, rec, lm = run["s"], run["pcc"], run["mask"], run["rec"], run["latent_map"]
@@ -268,6 +276,7 @@ def test_results_round_trip(run, tmp_path, ext):
     np.testing.assert_allclose(lab.metadata.CVAE.phase_map.centres, labels.metadata.CVAE.phase_map.centres)
 
 
+@pytest.mark.slow
 def test_saved_model_reapplied_to_new_acquisition(run, tmp_path):
     s = run["s"]
     path = tmp_path / "model.pt"
@@ -289,14 +298,3 @@ def test_saved_model_reapplied_to_new_acquisition(run, tmp_path):
     with pytest.raises(ValueError, match="eV/channel"):
         other.load_cvae(path)
 
-
-def test_docstring_examples_of_plain_functions():
-    """The numpydoc Examples of the array-level helpers run as written."""
-    import hyperspy_cvae.denoising as den
-    import hyperspy_cvae.latent as lat
-    import hyperspy_cvae.plotting as plo
-
-    funcs = [lat.shard_to_pixels, lat.mahalanobis_distances, lat.cluster_latents, den.denoising_mse,
-             plo.example_pixels, plo.plot_score_map]
-    for f in funcs:
-        assert_doctests_pass(f)

@@ -2,7 +2,8 @@ import dask.array as da
 import numpy as np
 import pytest
 
-from hyperspy_cvae.shards import extract_shards, map_shards, shard_positions, stitch_shards
+from hyperspy_cvae.cvae.shards import extract_shards, shard_positions, stitch_shards
+from hyperspy_cvae.cvae.streaming import map_shards
 
 
 def test_extract_stitch_roundtrip_exact():

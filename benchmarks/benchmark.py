@@ -2,13 +2,13 @@
 
 Run it with one command::
 
-    python -m hyperspy_cvae.benchmark --out results/          # the full run (about 1–2 h on 2 CPU cores)
-    python -m hyperspy_cvae.benchmark --out results/ --quick  # < 5 min: CI's smoke run
-    hyperspy-cvae-benchmark --out results/ --seeds 0 1 2 --shifts 0.5 1 4
+    python benchmarks/benchmark.py --out benchmarks/results          # the full run (about 1 h on 2 CPU cores)
+    python benchmarks/benchmark.py --out /tmp/quick --quick          # about 1 min: CI's smoke run
+    python benchmarks/benchmark.py --out results/ --seeds 0 1 2 --shifts 0.5 1 4
 
 Protocol (the README states it too)
 -----------------------------------
-* Data: the built-in synthetic BiFeO3 cube (:func:`hyperspy_cvae.data.bifeo3_si`, 192 × 192 ×
+* Data: the built-in synthetic BiFeO3 cube (:func:`hyperspy_cvae.synthetic.bifeo3_si`, 192 × 192 ×
   1200 channels, default dose 150 counts/channel in the Fe L window, per-pixel energy jitter
   0.08 eV), one cube per seed.
 * Anomalies: :meth:`CVAEEELSSpectrum.inject_shift` shifts the Fe L2,3 window 690–730 eV by ΔE in
@@ -58,6 +58,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from hyperspy_cvae.scores import SCORES as _SCORES
 
 __all__ = ["main", "run", "headline", "PUBLISHED"]
 
@@ -65,7 +66,7 @@ WINDOW = (690.0, 730.0)
 RANGE = (660.0, 760.0)
 SHIFTS = (0.3, 0.5, 1.0, 1.5, 2.5, 4.0, 6.0, 8.0)
 CASES = {"patches6": dict(n_clusters=6, cluster_size=6), "patches24": dict(n_clusters=24, cluster_size=6)}
-SCORES = ("pcc", "deviance", "shift")
+SCORES = tuple(_SCORES)  # every score anomaly_map offers
 PCA_KS = (3, 4, 5)
 COLUMNS = ["method", "dE", "seed", "case", "precision", "recall", "f1", "roc_auc", "pr_auc",
            "n_flagged", "seconds", "f1_best"]
@@ -92,7 +93,8 @@ class _Timer:
 
 
 def _metrics_row(method, dE, seed, case, score, truth, seconds):
-    from .scoring import detection_metrics, threshold_anomalies
+    from hyperspy_cvae.evaluation import detection_metrics
+    from hyperspy_cvae.scores import threshold_anomalies
 
     mask = threshold_anomalies(score)
     has_truth = truth is not None and truth.any()
@@ -120,7 +122,7 @@ class _Case:
 
 def _cube(size, seed, **kw):
     """The clean synthetic cube, its noise-free expectation and its drift-free expectation."""
-    from .data import bifeo3_si
+    from hyperspy_cvae.synthetic import bifeo3_si
 
     clean, expected = bifeo3_si((size, size), random_state=seed, return_expected=True, **kw)
     _, bulk = bifeo3_si((size, size), random_state=seed, return_expected="no_drift", **kw)
@@ -135,32 +137,32 @@ def _oracle_scores(case):
     ``oracle_nodrift`` knows ΔE and the drift-free bulk, not the drift (a pixel's drift is then
     noise to it, as to every method).
     """
-    from .inject import shift_window
-    from .scoring import _score_signal, likelihood_ratio, pcc_map
-    from ._validation import energy_axis, window_slice
+    from hyperspy_cvae import energy_window
+    from hyperspy_cvae.scores import likelihood_ratio, pcc_map, score_signal
+    from hyperspy_cvae.synthetic import shift_window
 
     out = {"pcc_oracle": pcc_map(case.data, case.expected, WINDOW)}
     if case.dE:
-        ax = energy_axis(case.data)
-        sl = window_slice(ax, WINDOW)
-        pad = int(np.ceil(abs(case.dE) / ax.scale)) + 4
-        lo, hi = max(sl.start - pad, 0), min(sl.stop + pad, ax.size)
+        win = energy_window(case.data, WINDOW)
+        sl, scale = win.slice, win.scale
+        pad = int(np.ceil(abs(case.dE) / scale)) + 4
+        lo, hi = max(sl.start - pad, 0), min(sl.stop + pad, case.data.axes_manager.signal_shape[0])
         inner = slice(sl.start - lo, sl.stop - lo)
-        ramp = int(round(case.data.metadata.get_item("CVAE.injection.ramp", 2.0) / ax.scale))
+        ramp = int(round(case.data.metadata.get_item("CVAE.injection.ramp", 2.0) / scale))
         y = case.data.data[..., lo:hi][..., inner]
         for name, ref, title in (("oracle", case.expected, "Likelihood-ratio oracle"),
                                  ("oracle_nodrift", case.bulk, "Likelihood-ratio oracle (drift unknown)")):
             mu0 = ref.data[..., lo:hi]
-            mu1 = shift_window(mu0, case.dE / ax.scale, inner, ramp)
-            out[name] = _score_signal(case.data, likelihood_ratio(y, mu0[..., inner], mu1[..., inner]),
-                                      kind="likelihood_ratio", anomalous="high", window=WINDOW,
-                                      title=title)
+            mu1 = shift_window(mu0, case.dE / scale, inner, ramp)
+            out[name] = score_signal(case.data, likelihood_ratio(y, mu0[..., inner], mu1[..., inner]),
+                                     kind="likelihood_ratio", anomalous="high", window=WINDOW,
+                                     title=title)
     return out
 
 
 def _score_reconstruction(prefix, original, rec, case, base_seconds, rows, keep, shift_rows,
                           scores=SCORES):
-    from .scoring import deviance_map, pcc_map, shift_analysis
+    from hyperspy_cvae.scores import deviance_map, pcc_map, shift_analysis
 
     for score in scores:
         with _Timer() as t:
@@ -195,7 +197,8 @@ def _fit(data, epochs, seed, device):
 
 def score_case(case, *, epochs, device, self_trained=True, speed=None, denoise=None):
     """Score one cube with every method; returns (metrics rows, shift rows, kept maps)."""
-    from .baselines import pca_reconstruction, rx_map
+    from hyperspy_cvae import crop_to_model
+    from hyperspy_cvae.baselines import rx_map
 
     rows, shift_rows, keep = [], [], {}
     n = case.data.axes_manager.navigation_size
@@ -208,7 +211,7 @@ def score_case(case, *, epochs, device, self_trained=True, speed=None, denoise=N
     for prefix, cvae, fit_s in models:
         with _Timer() as t:
             rec = case.data.cvae_decomposition(cvae=cvae, device=device, show_progressbar=False)
-        original = case.data._crop_to_model(cvae)
+        original = crop_to_model(case.data, cvae)
         _score_reconstruction(prefix, original, rec, case, fit_s + t.seconds, rows, keep, shift_rows)
         keep[f"{prefix}_rec"] = rec
         if speed is not None:
@@ -266,9 +269,9 @@ HET_MASKED = ("cvae_self_shift", "cvae_clean_shift", "cvae_self_pcc", "pca3_shif
 
 def _score_masked(case, rows, keep):
     """The film/substrate maps with the pixels without the Fe L edge left out, the mask found
-    from the data by :func:`~hyperspy_cvae.scoring.edge_free_mask` (what a user would do); the
+    from the data by :func:`~hyperspy_cvae.scores.edge_free_mask` (what a user would do); the
     metrics stay over the whole map (left-out pixels are never flagged)."""
-    from .scoring import edge_free_mask, leave_out
+    from hyperspy_cvae.scores import edge_free_mask, leave_out
 
     with _Timer() as t:
         no_fe = edge_free_mask(case.data).data
@@ -284,10 +287,10 @@ def _score_masked(case, rows, keep):
 
 def _denoise_row(method, case, rec):
     """Mean squared error of a reconstruction against the noise-free truth (window)."""
-    from ._validation import energy_axis, window_slice
+    from hyperspy_cvae import energy_window
 
-    ax = energy_axis(rec)
-    sl = window_slice(ax, WINDOW)
+    ax = rec.axes_manager.signal_axes[0]
+    sl = energy_window(rec, WINDOW).slice
     ex = case.expected.isig[float(ax.offset):float(ax.offset + ax.size * ax.scale)]
     truth = ex.data[..., sl].astype(np.float64)
     noisy = case.data.isig[float(ax.offset):float(ax.offset + ax.size * ax.scale)].data[..., sl]
@@ -300,7 +303,7 @@ def run(out, *, size=192, shifts=SHIFTS, seeds=(0, 1, 2), cases=("patches6", "pa
         dose=150.0, epochs=12, device="auto", extra_cases=True, self_trained=True,
         figure_dE=1.0):
     """Run the benchmark and write every output file into ``out``; returns the metrics rows."""
-    from .inject import cluster_mask
+    from hyperspy_cvae.synthetic import cluster_mask
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -454,8 +457,8 @@ def _write_figures(out, rows, shift_rows, figures):
     import matplotlib.pyplot as plt
     import matplotlib.ticker
 
-    from .plotting import plot_method_comparison, plot_score_histogram
-    from .scoring import precision_recall_curve
+    from hyperspy_cvae.evaluation import precision_recall_curve
+    from hyperspy_cvae.plotting import plot_method_comparison, plot_score_histogram
 
     shifts = sorted({r["dE"] for r in rows if r["case"] == "patches6"})
     # F1 and ROC-AUC vs ΔE (paper Fig. 4), both prevalences.
@@ -517,7 +520,8 @@ def _write_figures(out, rows, shift_rows, figures):
             fig.savefig(out / "shift_map.png", dpi=110)
             plt.close(fig)
         # Latent cosine similarity of clean/injected shard pairs (Fig. 5).
-        from .latent import latent_pair_similarity, plot_latent_similarity
+        from hyperspy_cvae.latent import latent_pair_similarity
+        from hyperspy_cvae.plotting import plot_latent_similarity
 
         sim, _ = latent_pair_similarity(clean_cvae, clean, bad, n_pairs=64, truth=truth, random_state=0)
         ax = plot_latent_similarity(sim)
@@ -566,11 +570,11 @@ def _write_summary(out, rows, shift_rows, speed, denoise, *, wall, size, dose, e
                    device, complete=True):
     import torch
 
-    from . import __version__
+    from hyperspy_cvae import __version__
 
     L = [f"# hyperspy-cvae benchmark ({size} × {size} × 1200 synthetic BiFeO3, dose {dose:g} "
          "counts/channel)", "",
-         "Generated by `python -m hyperspy_cvae.benchmark " + " ".join(sys.argv[1:]) +
+         "Generated by `python benchmarks/benchmark.py " + " ".join(sys.argv[1:]) +
          "`; every number below is computed from `metrics.csv` by the script — do not edit by hand.",
          "Protocol: see the module docstring / README. Mean ± s.d. over seeds "
          f"{', '.join(map(str, seeds))}; F1 at the Otsu threshold after the unimodality check "
@@ -859,8 +863,8 @@ def _targets(rows, shift_rows, shifts, n_pix):
 
 
 def main(argv=None):
-    """Command-line entry point (``python -m hyperspy_cvae.benchmark`` / ``hyperspy-cvae-benchmark``)."""
-    ap = argparse.ArgumentParser(prog="hyperspy-cvae-benchmark",
+    """Command-line entry point (``python benchmarks/benchmark.py``)."""
+    ap = argparse.ArgumentParser(prog="benchmarks/benchmark.py",
                                  description="CVAE vs HyperSpy PCA, RX and the likelihood-ratio oracle "
                                              "on the built-in synthetic cube.")
     ap.add_argument("--out", default="results", help="output folder (default: results/)")

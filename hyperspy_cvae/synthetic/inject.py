@@ -155,3 +155,40 @@ def shift_window(spectra, shift_channels, window, ramp=6):
     safe = np.where(tot > 0, tot, 1.0)
     out[..., sl] += np.where(tot > 0, deficit / safe, 0.0)[..., None] * share
     return out.astype(dtype, copy=False)
+
+
+def shift_pixels(data, truth, shift_channels, window, ramp):
+    """A float copy of the cube ``data`` (ny, nx, E) with the pixels of ``truth`` shifted in ``window``.
+
+    :func:`shift_window` applied to the selected spectra; numpy in, numpy
+    out (the input is not modified), dask in, dask out (block by block).
+    float32 stays float32, anything else becomes float64.
+
+    Examples
+    --------
+    >>> cube = np.ones((2, 2, 50))
+    >>> cube[..., 20:25] = 10.0
+    >>> truth = np.array([[True, False], [False, False]])
+    >>> out = shift_pixels(cube, truth, 2.0, slice(10, 40), 2)
+    >>> int(np.argmax(out[0, 0])), int(np.argmax(out[0, 1])), float(cube[0, 0, 20])
+    (22, 20, 10.0)
+    """
+    dtype = data.dtype if data.dtype == np.float32 else np.float64
+    if hasattr(data, "dask"):
+        import dask.array as da
+
+        data = data.rechunk({-1: -1})
+        m = da.from_array(truth, chunks=data.chunks[:2])
+
+        def _kernel(block, mblock):
+            out = block.astype(dtype, copy=True)
+            sel = mblock[..., 0]
+            if sel.any():
+                out[sel] = shift_window(block[sel], shift_channels, window, ramp)
+            return out
+
+        return da.map_blocks(_kernel, data, m[..., None], dtype=dtype)
+    new = data.astype(dtype, copy=True)
+    if truth.any():
+        new[truth] = shift_window(data[truth], shift_channels, window, ramp)
+    return new

@@ -1,76 +1,27 @@
-"""Cutting spectrum images into shards, stitching them back, and streaming
-shard-wise work over a (lazy) cube with dask.
+"""Streaming shard-wise inference over a (lazy) cube with dask: navigation blocks with the halo
+their shards need, the model shipped once per worker, the blended reconstruction back.
 
-Shards are ``S × S`` windows of the map (all energy channels). On a regular
-grid of top-left positions ``0, stride, 2·stride, …`` the map is first padded
-at its far edges by reflection so that the last shard ends exactly at the
-padded edge; overlapping shards are blended with a separable raised-cosine
-(Hann) weight, which for ``stride = S/2`` is a partition of unity: no seams.
+Shards are ``S × S`` windows of the map (all energy channels); see :mod:`.shards` for their grid
+and blending.
 """
 
 from __future__ import annotations
 
+import io
 import logging
 
 import numpy as np
+import torch
 
-__all__ = ["grid_padding", "shard_positions", "extract_shards", "blend_weights",
-           "stitch_shards", "plan_blocks", "active_client", "map_shards"]
+from .checkpoint import checkpoint_dict
+from .shards import extract_shards, grid_padding, shard_positions, stitch_shards
+
+__all__ = ["map_shards", "plan_blocks", "active_client", "ModelHandle", "forward_block",
+           "compute_eager"]
 
 _logger = logging.getLogger(__name__)
 
-
-def grid_padding(n: int, shard_size: int, stride: int) -> int:
-    """Pixels to add at the far edge so that shards of ``stride`` tile ``n`` exactly."""
-    if n < shard_size:
-        raise ValueError(f"axis of {n} pixels is smaller than a shard of {shard_size}; "
-                         "pass a smaller `shard_size`.")
-    return (-(n - shard_size)) % stride
-
-
-def shard_positions(n: int, shard_size: int, stride: int) -> np.ndarray:
-    """Top-left positions of the shard grid along an axis of (padded) length ``n``."""
-    return np.arange(0, n - shard_size + 1, stride)
-
-
-def extract_shards(cube, pos_y, pos_x, shard_size):
-    """Stack the shards at all (pos_y × pos_x) positions: (N, S, S, E)."""
-    s = shard_size
-    out = np.empty((len(pos_y) * len(pos_x), s, s) + cube.shape[2:], dtype=cube.dtype)
-    k = 0
-    for y in pos_y:
-        for x in pos_x:
-            out[k] = cube[y:y + s, x:x + s]
-            k += 1
-    return out
-
-
-def blend_weights(shard_size: int, floor: float = 1e-3) -> np.ndarray:
-    """Separable Hann weight (S, S), strictly positive."""
-    i = np.arange(shard_size)
-    w1 = np.sin(np.pi * (i + 0.5) / shard_size) ** 2 + floor
-    return np.outer(w1, w1)
-
-
-def stitch_shards(shards, pos_y, pos_x, shape, weights=None):
-    """Weighted average of overlapping shards on a canvas of ``shape`` (ny, nx, ...).
-
-    Pixels covered by no shard are NaN.
-    """
-    s = shards.shape[1]
-    w = blend_weights(s) if weights is None else weights
-    acc = np.zeros(shape, dtype=np.float64)
-    wsum = np.zeros(shape[:2], dtype=np.float64)
-    wexp = w.reshape(w.shape + (1,) * (shards.ndim - 3))
-    k = 0
-    for y in pos_y:
-        for x in pos_x:
-            acc[y:y + s, x:x + s] += wexp * shards[k]
-            wsum[y:y + s, x:x + s] += w
-            k += 1
-    with np.errstate(invalid="ignore", divide="ignore"):
-        out = acc / wsum.reshape(wsum.shape + (1,) * (len(shape) - 2))
-    return out
+_WORKER_MODELS = {}  # (checksum, device) -> CVAE, one per process (see ModelHandle)
 
 
 def active_client():
@@ -274,3 +225,73 @@ def map_shards(data, func, *, shard_size, stride, n_out, chunk=None, latent_dim=
     if latent_dim:
         latents = da.concatenate([da.concatenate(r, axis=1) for r in lat_rows], axis=0)
     return recon, latents, {"pos_y": pos_y, "pos_x": pos_x, "pad": (py, px)}
+
+
+class ModelHandle:
+    """A fitted :class:`CVAE` in a form that is cheap to ship to dask workers.
+
+    Holds the checkpoint bytes (weights + metadata, as written by
+    :meth:`CVAE.save`) and the weights' checksum. :meth:`get` rebuilds the
+    network once per worker process (cached by checksum and device) and
+    returns the same object to every later task. Loading goes through
+    :meth:`CVAE.load`, i.e. ``torch.load(weights_only=True)``: no code runs.
+
+    Examples
+    --------
+    >>> from hyperspy_cvae import CVAE
+    >>> from hyperspy_cvae.synthetic import bifeo3_si
+    >>> s = bifeo3_si((24, 24), random_state=0).isig[680.:740.]
+    >>> cvae = CVAE(shard_size=16, epochs=1, random_state=0, show_progressbar=False).fit(s.data)
+    >>> h = ModelHandle(cvae)
+    >>> h.get().checksum() == cvae.checksum()
+    True
+    """
+
+    def __init__(self, cvae, device="auto"):
+        buf = io.BytesIO()
+        torch.save(checkpoint_dict(cvae), buf)
+        self.blob = buf.getvalue()
+        self.checksum = cvae.checksum()
+        self.device = device
+
+    def get(self):
+        key = (self.checksum, str(self.device))
+        model = _WORKER_MODELS.get(key)
+        if model is None:
+            from .estimator import CVAE
+
+            model = CVAE.load(io.BytesIO(self.blob), device=self.device)
+            _WORKER_MODELS.clear()  # keep one model per process
+            _WORKER_MODELS[key] = model
+        return model
+
+
+
+def forward_block(model, shards, batch_size=None):
+    """Reconstruct a block of count shards with ``model`` (a :class:`CVAE` or :class:`ModelHandle`).
+
+    The per-task function of :meth:`CVAEEELSSpectrum.cvae_decomposition`:
+    refuses NaN/inf (lazy data are checked here, block by block) and returns
+    ``(reconstructed shards, latent means)``.
+    """
+    if not np.isfinite(shards).all():
+        raise ValueError("The signal contains NaN or inf values in the model's energy range; replace "
+                         "them (e.g. `s.map(np.nan_to_num)` on a copy) or crop the bad region.")
+    if isinstance(model, ModelHandle):
+        model = model.get()
+    return model.forward_shards(shards, batch_size)
+
+
+def compute_eager(recon, latents, show_progressbar):
+    """Compute dask results for an eager signal: on the distributed client if one is active,
+    otherwise with the synchronous scheduler (torch already uses all cores)."""
+    import dask
+
+    if active_client() is not None:
+        return dask.compute(recon, latents)
+    if show_progressbar:
+        from dask.diagnostics import ProgressBar
+
+        with ProgressBar():
+            return dask.compute(recon, latents, scheduler="synchronous")
+    return dask.compute(recon, latents, scheduler="synchronous")

@@ -1,7 +1,7 @@
-"""The 3D convolutional variational autoencoder (PyTorch modules and losses only).
+"""The 3D convolutional variational autoencoder (PyTorch modules only).
 
-No optimiser, training loop or data handling lives here (see
-:mod:`hyperspy_cvae.training`).
+No loss, optimiser, training loop or data handling lives here (see
+:mod:`.losses` and :mod:`.estimator`).
 
 Architecture (defaults, for a shard of 24 × 24 pixels × E channels)
 --------------------------------------------------------------------
@@ -24,7 +24,27 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-__all__ = ["CVAE3D", "cross_entropy_loss", "poisson_nll_loss", "kl_divergence", "count_macs"]
+__all__ = ["Encoder", "Decoder", "CVAE3D", "count_macs", "floor_mean_spectrum", "MEAN_SPECTRUM_FLOOR"]
+
+#: Smallest value of the mean training spectrum, relative to a flat spectrum (``1/E``): a channel
+#: that carries no counts in any training spectrum (a dead detector channel, or one cleared by
+#: clipping a dark offset) would otherwise give ``p / 0`` at the input and ``log(0) = -inf`` in the
+#: decoder. Far below any channel that ever receives counts (a share of 10⁻⁶ of a flat channel),
+#: so ordinary mean spectra are left unchanged, bit for bit.
+MEAN_SPECTRUM_FLOOR = 1e-6
+
+
+def floor_mean_spectrum(mean_spectrum, n_channels: int) -> torch.Tensor:
+    """``mean_spectrum`` (float32) with values below ``MEAN_SPECTRUM_FLOOR / n_channels`` raised to it.
+
+    Values at or above the floor are returned unchanged (bit for bit). A channel at the floor is
+    reconstructed as ~0 (its logits start ~14 nats below a flat channel's); :class:`CVAE3D` gives
+    it the input ``-1`` (no counts) whatever the spectrum holds there, since the training data
+    said nothing about it (``p / floor`` would be ~10⁶ times too large).
+    """
+    ms = torch.as_tensor(mean_spectrum, dtype=torch.float32).clone()
+    floor = torch.tensor(MEAN_SPECTRUM_FLOOR / n_channels, dtype=torch.float32)
+    return torch.where(ms < floor, floor.to(ms.device), ms)
 
 
 def _energy_conv(cin: int, cout: int) -> nn.Conv3d:
@@ -101,7 +121,9 @@ class CVAE3D(nn.Module):
     mean_spectrum : torch.Tensor, optional
         Mean normalised training spectrum (length ``E``); inputs are expressed
         relative to it and the decoder predicts logits around its log. Set by
-        the training code; defaults to flat.
+        the training code; defaults to flat. Values below
+        ``MEAN_SPECTRUM_FLOOR / E`` (e.g. 0 at a dead channel) are raised to it
+        (see :func:`floor_mean_spectrum`).
 
     Examples
     --------
@@ -131,10 +153,13 @@ class CVAE3D(nn.Module):
         self.decoder = Decoder(self.widths, feature_shape, self.latent_dim)
         if mean_spectrum is None:
             mean_spectrum = torch.full((n_channels,), 1.0 / n_channels)
-        self.register_buffer("mean_spectrum", torch.as_tensor(mean_spectrum, dtype=torch.float32).clone())
+        self.register_buffer("mean_spectrum", floor_mean_spectrum(mean_spectrum, self.n_channels))
+        self._floor = MEAN_SPECTRUM_FLOOR / self.n_channels  # not state: channels at it are dead
 
     def _prepare(self, p: torch.Tensor) -> torch.Tensor:
-        x = p / self.mean_spectrum - 1.0
+        ms = self.mean_spectrum
+        # channels at the floor carried no training counts: input -1 (no counts); a no-op otherwise
+        x = torch.where(ms > self._floor, p / ms - 1.0, -1.0)
         x = F.pad(x, (0, self.padded_channels - self.n_channels))
         return x.unsqueeze(1)
 
@@ -158,45 +183,6 @@ class CVAE3D(nn.Module):
             sample = self.training
         z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar) if sample else mu
         return self.decode(z), mu, logvar
-
-
-def cross_entropy_loss(logits: torch.Tensor, p: torch.Tensor, weight: torch.Tensor | None = None):
-    """Cross-entropy between spectra normalised to sum 1 and ``softmax(logits)``.
-
-    Summed over the spectra of each shard (optionally weighted per spectrum,
-    e.g. 0 outside the training mask) and averaged over the batch.
-    """
-    ce = -(p * F.log_softmax(logits, dim=-1)).sum(-1)
-    if weight is not None:
-        ce = ce * weight
-    return ce.flatten(1).sum(1).mean()
-
-
-def poisson_nll_loss(logits: torch.Tensor, counts: torch.Tensor, weight: torch.Tensor | None = None):
-    """Poisson negative log-likelihood ratio of ``counts`` for rates ``N·softmax(logits)``.
-
-    ``N`` is the spectrum's total counts, so this is ``N`` times the
-    Kullback–Leibler divergence between the spectrum's normalised shape and
-    the predicted one (half the Poisson deviance; the saturated model's
-    log-likelihood is subtracted, so a perfect model scores ~E/2 per spectrum
-    from noise alone, not a large constant). Unlike :func:`cross_entropy_loss`,
-    which weighs every spectrum as a single draw whatever its counts, it is the
-    likelihood of the counts actually measured: a shard carries
-    ``N ≈ 10⁴–10⁵`` times more evidence, and the KL term of the VAE no longer
-    drowns it (see ``benchmarks/NOTES.md``, latent collapse). Summed over the
-    spectra of each shard (optionally weighted) and averaged over the batch.
-    """
-    n = counts.sum(-1, keepdim=True).clamp_min(1e-12)
-    log_p = torch.log(counts.clamp_min(1e-30) / n)
-    nll = (counts * (log_p - F.log_softmax(logits, dim=-1))).sum(-1)
-    if weight is not None:
-        nll = nll * weight
-    return nll.flatten(1).sum(1).mean()
-
-
-def kl_divergence(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-    """KL(N(mu, exp(logvar)) ‖ N(0, I)), summed over latent dims, averaged over the batch."""
-    return (-0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).sum(1)).mean()
 
 
 def count_macs(model: CVAE3D) -> dict:

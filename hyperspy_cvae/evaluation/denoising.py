@@ -2,7 +2,7 @@
 
 The reconstruction of :meth:`CVAEEELSSpectrum.cvae_decomposition` (or of PCA,
 ``get_decomposition_model(k)``) is a denoised spectrum image. On synthetic data
-(:func:`hyperspy_cvae.data.bifeo3_si` with ``return_expected=True``) the
+(:func:`hyperspy_cvae.synthetic.bifeo3_si` with ``return_expected=True``) the
 noise-free expected counts are known, so the denoising quality is measured
 directly as the mean squared error against them.
 """
@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._validation import energy_axis, window_slice
+from .._arrays import compute_all
+from .._validation import energy_axis, energy_window
 
 __all__ = ["denoising_mse"]
 
@@ -58,7 +59,7 @@ def denoising_mse(reconstruction, truth, window=None, *, per_pixel=False):
 
     Examples
     --------
-    >>> from hyperspy_cvae.data import bifeo3_si
+    >>> from hyperspy_cvae.synthetic import bifeo3_si
     >>> s, truth = bifeo3_si((24, 24), random_state=0, return_expected=True)
     >>> s.decomposition(print_info=False)
     >>> mse_pca = denoising_mse(s.get_decomposition_model(3), truth, (690., 730.))
@@ -72,11 +73,10 @@ def denoising_mse(reconstruction, truth, window=None, *, per_pixel=False):
             f"{reconstruction.axes_manager.navigation_shape} vs {truth.axes_manager.navigation_shape}.")
     i0 = _channel_range(reconstruction, truth)
     axis = energy_axis(reconstruction)
-    sl = window_slice(axis, window) if window is not None else slice(0, axis.size)
+    sl = energy_window(reconstruction, window).slice if window is not None else slice(0, axis.size)
     r = reconstruction.data[..., sl]
     t = truth.data[..., i0 + sl.start:i0 + sl.stop]
-    r = np.asarray(r.compute() if hasattr(r, "compute") else r, dtype=np.float64)
-    t = np.asarray(t.compute() if hasattr(t, "compute") else t, dtype=np.float64)
+    r, t = (np.asarray(x, np.float64) for x in compute_all(r, t))
     err = ((r - t) ** 2).mean(axis=-1)
     if not per_pixel:
         return float(err.mean())

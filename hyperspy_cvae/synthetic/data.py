@@ -178,14 +178,14 @@ def bifeo3_si(shape=(192, 192), *, offset=420.0, scale=0.3, size=1200, dose=150.
 
     Examples
     --------
-    >>> from hyperspy_cvae.data import bifeo3_si
+    >>> from hyperspy_cvae.synthetic import bifeo3_si
     >>> s = bifeo3_si((48, 48), random_state=0)
     >>> s
     <CVAEEELSSpectrum, title: Synthetic BiFeO3 spectrum image, dimensions: (48, 48|1200)>
     >>> s.axes_manager[-1].units
     'eV'
     """
-    from .signals import CVAEEELSSpectrum
+    from hyperspy.signals import Signal1D
 
     if dose <= 0:
         raise ValueError(f"`dose` must be positive (counts/channel), got {dose}.")
@@ -259,7 +259,8 @@ def bifeo3_si(shape=(192, 192), *, offset=420.0, scale=0.3, size=1200, dose=150.
     data = rng.poisson(expected).astype(np.float32) if noise else expected.copy()
 
     def _wrap(arr, title):
-        s = CVAEEELSSpectrum(arr)
+        s = Signal1D(arr)
+        s.set_signal_type("CVAE_EELS")  # the registered class, without importing it
         s.metadata.General.title = title
         ax_x, ax_y, ax_e = s.axes_manager[0], s.axes_manager[1], s.axes_manager[2]
         for ax, name in ((ax_x, "x"), (ax_y, "y")):
@@ -270,7 +271,7 @@ def bifeo3_si(shape=(192, 192), *, offset=420.0, scale=0.3, size=1200, dose=150.
         s.metadata.set_item("Acquisition_instrument.TEM.Detector.EELS.collection_angle", 50.0)
         s.metadata.set_item("Acquisition_instrument.TEM.convergence_angle", 30.0)
         s.metadata.set_item("CVAE.synthetic", {
-            "generator": "hyperspy_cvae.data.bifeo3_si", "dose": dose, "drift": drift,
+            "generator": "hyperspy_cvae.synthetic.bifeo3_si", "dose": dose, "drift": drift,
             "lattice_period": lattice_period, "lattice_contrast": lattice_contrast,
             "thickness_variation": thickness_variation, "substrate_fraction": substrate_fraction,
             "random_state": random_state if isinstance(random_state, (int, type(None))) else "Generator",

@@ -1,0 +1,475 @@
+"""The :class:`CVAE` estimator: parameters, the training loop and inference on shards.
+
+It works on plain arrays of spectra with shape ``(ny, nx, E)`` (array order,
+energy last); :class:`~hyperspy_cvae.signals.CVAEEELSSpectrum` wires it to
+calibrated signals. Training data come from :mod:`.sampling`, the network
+from :mod:`.model`, its losses from :mod:`.losses`, files from
+:mod:`.checkpoint`.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+import threading
+import time
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator
+from sklearn.utils.validation import check_is_fitted
+
+from .checkpoint import load_checkpoint, save_checkpoint, weights_checksum
+from .device import resolve_device
+from .guards import dead_channels, describe_channels, grads_finite, nonfinite_error
+from .losses import cross_entropy_loss, kl_divergence, poisson_nll_loss
+from .model import CVAE3D, count_macs
+from .sampling import eager_data, make_batch, normalise_spectra, shard_cache, validation_blocks
+
+__all__ = ["CVAE"]
+
+_logger = logging.getLogger(__name__)
+
+_INFERENCE_BYTES = 4 << 20  # input spectra per forward pass when batch_size is None
+
+#: Serialises the training sections of concurrent :meth:`CVAE.fit` calls: they seed and draw from
+#: torch's process-global RNG (weight initialisation, latent samples), which two threads would
+#: otherwise share.
+_TRAINING_LOCK = threading.Lock()
+
+
+def _release_freed_memory():
+    """Hand memory freed by the training loop back to the OS (glibc keeps it otherwise, and the
+    process's resident size stays at its training peak during the inference that follows)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: nothing to do
+        pass
+
+
+def _check_random_state(seed):
+    if isinstance(seed, np.random.Generator):
+        return seed
+    return np.random.default_rng(seed)
+
+
+class CVAE(BaseEstimator):
+    """3D convolutional VAE for anomaly detection in spectrum images.
+
+    A scikit-learn estimator: parameters are stored unchanged in ``__init__``
+    (``get_params``, ``set_params`` and the ``repr`` come from
+    :class:`sklearn.base.BaseEstimator`); learned state (``model_``,
+    ``history_``, ...) exists after :meth:`fit`.
+
+    Parameters
+    ----------
+    latent_dim : int
+        Size of the latent Gaussian.
+    beta : float
+        Weight of the KL term.
+    shard_size : int
+        Shard side in pixels (multiple of 4).
+    stride : int or None
+        Training shard stride. None draws, each epoch, a random offset of a
+        non-overlapping tiling (fast, and every pixel is seen each epoch);
+        an int uses the fixed overlapping grid of that stride.
+    epochs : int
+        Maximum number of epochs.
+    batch_size : int
+        Shards per optimisation step. Small batches give more optimiser steps
+        per epoch (a 192 × 192 map has 64 shards per epoch), which the model
+        needs to start using its latent space.
+    learning_rate : float
+        Peak learning rate of Adam (cosine-annealed over ``epochs``).
+    loss : {"poisson", "ce"}
+        ``"poisson"`` (default): Poisson likelihood of the measured counts
+        (:func:`~hyperspy_cvae.cvae.losses.poisson_nll_loss`, the cross-entropy
+        weighted by each spectrum's counts). ``"ce"``: the paper's cross-entropy
+        of normalised spectra, which weighs every spectrum as a single draw; with
+        ``beta=1.2`` its KL term can outweigh what a shard carries, and the
+        latent space then collapses to the mean spectrum.
+    widths : tuple of 4 int
+        Channel widths of the network stages.
+    validation_fraction : float
+        Fraction of the map's S × S tiles, drawn at random over the whole map
+        (``random_state``), held out to monitor the validation loss (training
+        shards get zero weight on those pixels); 0 disables it. Maps with
+        fewer than 4 tiles train without validation.
+    early_stopping : bool
+        Stop when the validation loss (training loss without validation) has
+        not improved for ``patience`` epochs; the best weights are kept.
+    patience : int
+        See ``early_stopping``.
+    augment : bool
+        Random flips and 90° rotations of shards in x–y during training.
+    device : str
+        ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ...
+    random_state : int, numpy.random.Generator or None
+        Seed for weight initialisation, shard sampling and the latent samples.
+    show_progressbar : bool or None
+        None follows ``hs.preferences.General.show_progressbar``.
+    shards_per_epoch : int, optional
+        Draw this many shards at uniformly random positions per epoch instead
+        of one randomly offset tiling (which gives only ``(ny/24)·(nx/24)``
+        shards, e.g. 64 on a 192 × 192 map, i.e. 8 optimiser steps per
+        epoch). More shards per epoch = more optimiser steps, at a
+        proportional cost in time.
+
+    Examples
+    --------
+    >>> from hyperspy_cvae.synthetic import bifeo3_si
+    >>> s = bifeo3_si((48, 48), random_state=0).isig[680.:740.]
+    >>> cvae = CVAE(epochs=2, random_state=0, show_progressbar=False).fit(s.data)
+    >>> len(cvae.history_["train_loss"])
+    2
+    """
+
+    def __init__(self, latent_dim=48, beta=1.2, shard_size=24, stride=None, epochs=30,
+                 batch_size=2, learning_rate=1e-3, loss="poisson", widths=(8, 16, 32, 32),
+                 validation_fraction=0.1, early_stopping=True, patience=6, augment=True,
+                 device="auto", random_state=None, show_progressbar=None, shards_per_epoch=None):
+        self.shards_per_epoch = shards_per_epoch
+        self.latent_dim = latent_dim
+        self.beta = beta
+        self.shard_size = shard_size
+        self.stride = stride
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.loss = loss
+        self.widths = widths
+        self.validation_fraction = validation_fraction
+        self.early_stopping = early_stopping
+        self.patience = patience
+        self.augment = augment
+        self.device = device
+        self.random_state = random_state
+        self.show_progressbar = show_progressbar
+
+    def __sklearn_is_fitted__(self):
+        return hasattr(self, "model_")
+
+    @property
+    def is_fitted(self) -> bool:
+        """True once :meth:`fit` (or :meth:`load`) has run."""
+        return hasattr(self, "model_")
+
+    def _validate_params(self):
+        if self.loss not in ("ce", "poisson"):
+            raise ValueError(f"`loss` must be 'ce' or 'poisson', got {self.loss!r}.")
+        if int(self.shard_size) % 4 or int(self.shard_size) < 8:
+            raise ValueError(f"`shard_size` must be a multiple of 4 and >= 8, got {self.shard_size}.")
+        if self.stride is not None and not 1 <= int(self.stride) <= int(self.shard_size):
+            raise ValueError(f"`stride` must be in [1, shard_size], got {self.stride}.")
+        if int(self.epochs) < 1 or int(self.batch_size) < 1:
+            raise ValueError("`epochs` and `batch_size` must be >= 1.")
+        if not 0 <= float(self.validation_fraction) < 0.5:
+            raise ValueError("`validation_fraction` must be in [0, 0.5).")
+        if float(self.beta) < 0 or int(self.latent_dim) < 1:
+            raise ValueError("`beta` must be >= 0 and `latent_dim` >= 1.")
+
+    def _loss(self, model, p, counts, weight, sample=True):
+        logits, mu, logvar = model(p, sample=sample)
+        if self.loss == "ce":
+            rec = cross_entropy_loss(logits, p, weight)
+        else:
+            rec = poisson_nll_loss(logits, counts, weight)
+        kl = kl_divergence(mu, logvar)
+        return rec + float(self.beta) * kl, rec, kl
+
+    def fit(self, X, train_mask=None, energy_axis=None, max_train_shards=None):
+        """Train on a cube of spectra.
+
+        Parameters
+        ----------
+        X : array-like (ny, nx, E)
+            Counts: a numpy array (used as is), or a dask array (e.g. a lazy
+            signal's data), which is **never loaded as a whole**: training shards
+            are sampled (``random_state``) and only those ``S × S × E`` blocks
+            are read, chunk by chunk, into a bounded shard cache (see
+            ``max_train_shards``).
+        train_mask : array of bool (ny, nx), optional
+            Pixels to learn from (the "bulk"); others get zero weight in the
+            loss and shards with less than half of their pixels in the mask are
+            skipped.
+        energy_axis : dict, optional
+            ``{"offset", "scale", "size", "units"}`` of the energy axis of ``X``
+            (``size`` and ``units`` default to ``E`` and ""); stored in the
+            checkpoint to refuse incompatible data later, and used to name dead
+            channels in eV.
+        max_train_shards : int, optional
+            Dask input only: number of shards held in memory for training
+            (validation shards included). Default: as many as fit in 128 MiB
+            (``S·S·E`` float32 values per shard, twice that for
+            ``loss="poisson"``), at most all the candidate shards. Candidates
+            lie on a grid of stride ``S/2`` (random offset) outside the
+            validation tiles; the cache is filled once and every epoch visits
+            all cached shards in a new random order, with random flips and
+            rotations. Memory of the fit ≈ this cache + a few dask chunks.
+
+        Returns
+        -------
+        self
+
+        Raises
+        ------
+        NonFiniteTrainingError
+            (a ``FloatingPointError`` and a ``ValueError``) if a training loss,
+            a gradient or a validation loss becomes NaN/inf; the step is not
+            applied, and the message names the likely cause found in the data
+            (dead channels, all-zero spectra, negative offsets, huge counts).
+
+        Notes
+        -----
+        Negative counts (e.g. after background subtraction) are clipped to 0
+        before the per-spectrum normalisation (a warning gives their number);
+        the input is not modified. NaN/inf, complex and non-3D input is refused.
+        Integer counts are converted to float32. A channel without counts in
+        every training spectrum (a dead channel) is allowed (a warning names
+        it): the model reconstructs it as ~0.
+
+        ``history_["val_loss"]`` is NaN only when the fit has no validation
+        tiles (``validation_fraction=0`` or a map of fewer than 4 tiles); with
+        validation, every value is finite (checked like the training loss).
+
+        Threads: the training section (from the weight initialisation to the
+        last epoch) holds a module-level lock, because it seeds and draws from
+        torch's process-global RNG. Concurrent ``fit`` calls in several threads
+        therefore train one after the other (their data preparation still runs
+        in parallel), and each gives the same model, bit for bit, as the same
+        fit run alone.
+        """
+        from hyperspy.defaults_parser import preferences
+        from tqdm.auto import tqdm
+
+        self._validate_params()
+        s = int(self.shard_size)
+        lazy = hasattr(X, "dask")
+        if not lazy:
+            X = X.compute() if hasattr(X, "compute") else np.asarray(X)
+        if X.ndim != 3:
+            raise ValueError(f"X must have shape (ny, nx, E), got {X.shape}.")
+        if np.iscomplexobj(X):
+            raise TypeError("X is complex; the CVAE needs real counts (take `.real` or `abs()` first).")
+        ny, nx, n_e = X.shape
+        if min(ny, nx) < s:
+            raise ValueError(f"The map ({ny} × {nx}) is smaller than one shard ({s} × {s}); pass a "
+                             f"smaller `shard_size` (e.g. {max(8, (min(ny, nx) // 4) * 4)}).")
+        if train_mask is None:
+            weight = np.ones((ny, nx), np.float32)
+        else:
+            train_mask = np.asarray(train_mask, bool)
+            if train_mask.shape != (ny, nx):
+                raise ValueError(f"`train_mask` has shape {train_mask.shape}, expected {(ny, nx)}.")
+            weight = train_mask.astype(np.float32)
+        if weight.sum() == 0:
+            raise ValueError("`train_mask` selects no pixel.")
+        self.device_ = resolve_device(self.device)
+        rng = _check_random_state(self.random_state)
+        torch_seed = int(rng.integers(0, 2**31 - 1))
+        val_pos, w_train = validation_blocks(self, rng, weight)
+        if lazy:
+            data = shard_cache(self, X, weight, w_train, val_pos, rng, max_train_shards)
+        else:
+            data = eager_data(self, X, weight, w_train, val_pos)
+        arrays, next_positions, (val_pos, val_arrays), mean_spec, info = data
+        axis = {"offset": 0.0, "scale": 1.0, "size": n_e, "units": ""}
+        if energy_axis:  # the caller's axis; size and units default as above
+            axis = dict(energy_axis)
+            axis.setdefault("size", n_e)
+            axis.setdefault("units", "")
+        dead = dead_channels(mean_spec, info["floor"])
+        if dead.size:
+            what = describe_channels(dead, axis)
+            _logger.warning("%s%s %s no counts in any training spectrum (dead channel?); the model "
+                            "reconstructs %s as ~0.", what[0].upper(), what[1:],
+                            "has" if dead.size == 1 else "have", "it" if dead.size == 1 else "them")
+        show = preferences.General.show_progressbar if self.show_progressbar is None else self.show_progressbar
+
+        def failure(what, value, epoch, step):
+            return nonfinite_error(what, value, epoch, step, info, axis, self)
+
+        with _TRAINING_LOCK, torch.random.fork_rng(
+                devices=[] if self.device_.type == "cpu" else [self.device_]):
+            torch.manual_seed(torch_seed)
+            model = CVAE3D(n_e, s, int(self.latent_dim), tuple(self.widths),
+                           mean_spectrum=torch.from_numpy(mean_spec)).to(self.device_)
+            opt = torch.optim.Adam(model.parameters(), lr=float(self.learning_rate))
+            sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=int(self.epochs),
+                                                               eta_min=float(self.learning_rate) / 20)
+            history = {"train_loss": [], "val_loss": [], "kl": [], "seconds": []}
+            best, best_state, bad = np.inf, None, 0
+            use_amp = self.device_.type == "cuda"
+            bar = tqdm(range(int(self.epochs)), disable=not show, desc="Training CVAE", unit="epoch")
+            t_start = time.perf_counter()
+            try:
+                for epoch in bar:
+                    model.train()
+                    pos = next_positions(rng)
+                    tot, tot_kl, nb = 0.0, 0.0, 0
+                    for step, i in enumerate(range(0, len(pos), int(self.batch_size))):
+                        pb, cb, wb = make_batch(self, arrays, pos[i:i + int(self.batch_size)], rng)
+                        with torch.autocast(self.device_.type, dtype=torch.bfloat16, enabled=use_amp):
+                            loss, rec, kl = self._loss(model, pb, cb, wb)
+                        loss_value = loss.item()
+                        if not math.isfinite(loss_value):
+                            raise failure("training loss", loss_value, epoch, step)
+                        opt.zero_grad(set_to_none=True)
+                        loss.backward()
+                        if not grads_finite(model.parameters()):
+                            raise failure("gradient of the training loss", None, epoch, step)
+                        opt.step()
+                        tot += loss_value * len(pb)
+                        tot_kl += kl.item() * len(pb)
+                        nb += len(pb)
+                    sched.step()
+                    train_loss = tot / max(nb, 1)
+                    history["train_loss"].append(train_loss)
+                    history["kl"].append(tot_kl / max(nb, 1))
+                    val_loss = float("nan")
+                    if val_pos is not None:
+                        model.eval()
+                        with torch.no_grad():
+                            vt, vn = 0.0, 0
+                            for step, i in enumerate(range(0, len(val_pos), int(self.batch_size))):
+                                pb, cb, wb = make_batch(self, val_arrays, val_pos[i:i + int(self.batch_size)])
+                                loss, _, _ = self._loss(model, pb, cb, wb, sample=False)
+                                loss_value = float(loss)
+                                if not math.isfinite(loss_value):
+                                    raise failure("validation loss", loss_value, epoch, step)
+                                vt += loss_value * len(pb)
+                                vn += len(pb)
+                        val_loss = vt / vn
+                    history["val_loss"].append(val_loss)
+                    history["seconds"].append(time.perf_counter() - t_start)
+                    bar.set_postfix(loss=f"{train_loss:.2f}", val=f"{val_loss:.2f}")
+                    monitor = val_loss if val_pos is not None else train_loss
+                    if monitor < best - 1e-3:  # the loss includes the spectra's entropy: absolute tolerance
+                        best, bad = monitor, 0
+                        best_state = copy.deepcopy(model.state_dict())
+                    else:
+                        bad += 1
+                        if self.early_stopping and bad >= int(self.patience):
+                            _logger.info("Early stopping at epoch %d (no improvement for %d epochs).",
+                                         epoch + 1, bad)
+                            break
+            finally:
+                bar.close()
+            if self.early_stopping and best_state is not None:
+                model.load_state_dict(best_state)
+        model.eval()
+        self.energy_axis_ = axis  # set with the model: a failed refit leaves the old state whole
+        self.n_channels_ = n_e
+        self.model_ = model
+        self.history_ = history
+        self.fit_seconds_ = history["seconds"][-1] if history["seconds"] else 0.0
+        self.n_train_pixels_ = int(weight.sum())
+        del arrays, data
+        _release_freed_memory()
+        return self
+
+    # -- inference ------------------------------------------------------------
+    def forward_shards(self, shards, batch_size=None):
+        """Counts shards (N, S, S, E) → reconstructed counts (N, S, S, E), latent means (N, L).
+
+        ``batch_size`` None: as many shards per pass as hold about 4 MiB of
+        input spectra (the network's activations are ~15× that), which bounds
+        the memory of every inference task.
+        """
+        check_is_fitted(self)
+        if batch_size is None:
+            batch_size = max(1, _INFERENCE_BYTES // max(1, shards[0].size * 4)) if len(shards) else 1
+        model = self.model_
+        dev = next(model.parameters()).device
+        p, total = normalise_spectra(shards)
+        recs, lats = [], []
+        with torch.no_grad():
+            for i in range(0, len(p), batch_size):
+                pb = torch.from_numpy(p[i:i + batch_size]).to(dev)
+                mu, _ = model.encode(pb)
+                probs = torch.softmax(model.decode(mu).float(), dim=-1)
+                recs.append(probs.cpu().numpy())
+                lats.append(mu.float().cpu().numpy())
+        rec = np.concatenate(recs) * total[..., None]
+        return rec.astype(np.float32), np.concatenate(lats)
+
+    def transform(self, shards, batch_size=None):
+        """Latent means of count shards (N, S, S, E) → (N, latent_dim)."""
+        return self.forward_shards(np.asarray(shards), batch_size)[1]
+
+    def to(self, device):
+        """Move the fitted network to ``device`` ("auto", "cpu", "cuda"); returns self."""
+        check_is_fitted(self)
+        self.device_ = resolve_device(device)
+        self.model_.to(self.device_)
+        return self
+
+    def check_energy_axis(self, offset, scale, size=None, units=None):
+        """Raise ``ValueError`` if an energy axis differs from the training one.
+
+        The model only applies to spectra on the channels it was trained on:
+        same dispersion (scale), and the training range must be found on the
+        axis (compared to a hundredth of a channel).
+        """
+        check_is_fitted(self)
+        tr = self.energy_axis_
+        if not math.isclose(scale, tr["scale"], rel_tol=1e-6):
+            raise ValueError(
+                f"This model was trained on an energy axis of {tr['scale']:g} {tr['units']}/channel, "
+                f"the data have {scale:g}. Rebin/interpolate the data to {tr['scale']:g} "
+                f"{tr['units']}/channel (e.g. `s.interpolate_on_axis`) or train a new model.")
+        start = (tr["offset"] - offset) / scale
+        if abs(start - round(start)) > 0.01:
+            raise ValueError(
+                f"The energy channels are not aligned with the training axis (offset "
+                f"{offset:g} vs {tr['offset']:g} {tr['units']}, {start - round(start):+.2f} channel); "
+                "interpolate the data onto the training axis.")
+
+    # -- persistence (see :mod:`hyperspy_cvae.cvae.checkpoint`) -------------------
+    def save(self, path):
+        """Save weights and everything needed to apply them (a ``torch.save`` file).
+
+        The file holds only tensors and a JSON string (with a SHA-256 of the
+        weights), so :meth:`load` reads it with ``torch.load(weights_only=True)``
+        (no code is executed) and verifies it. The file is written atomically.
+
+        Raises
+        ------
+        OSError
+            If ``path`` is a folder, its folder does not exist or is not
+            writable (the message names the path and the reason).
+        """
+        check_is_fitted(self)
+        save_checkpoint(self, path)
+        self.checkpoint_path_ = str(path)
+        return path
+
+    def checksum(self) -> str:
+        """SHA-256 of the weights (identifies the model in results' metadata)."""
+        check_is_fitted(self)
+        return weights_checksum(self.model_)
+
+    @classmethod
+    def load(cls, path, device="auto"):
+        """Load a checkpoint written by :meth:`save`.
+
+        Raises
+        ------
+        ValueError
+            If the file is not a readable hyperspy-cvae checkpoint (corrupt,
+            truncated, or foreign), its weights do not match the SHA-256 stored
+            with them (format version 2; version 1 files load unverified), its
+            metadata break the schema (the offending field is named: see
+            :func:`~hyperspy_cvae.cvae.checkpoint.validate_metadata`), or its
+            weights are NaN/inf. Files containing pickled code are refused by
+            ``torch.load(weights_only=True)``.
+        """
+        return load_checkpoint(cls, path, device)
+
+    def summary(self) -> dict:
+        """Parameter count and multiply-adds per spectrum of the fitted network."""
+        check_is_fitted(self)
+        return count_macs(self.model_)

@@ -1,0 +1,10 @@
+"""The CVAE's latent space: similarity of twin shards, the Mahalanobis anomaly score, phase maps
+and decoding latent vectors to spectra (computation only; figures are in :mod:`..plotting`)."""
+
+from .grid import shard_to_pixels
+from .mahalanobis import latent_mahalanobis, mahalanobis_distances
+from .phases import cluster_latents, decode_latent, latent_phase_map
+from .similarity import latent_pair_similarity
+
+__all__ = ["latent_pair_similarity", "latent_mahalanobis", "mahalanobis_distances",
+           "latent_phase_map", "cluster_latents", "decode_latent", "shard_to_pixels"]

@@ -1,0 +1,113 @@
+"""Pixels to leave out of scoring: regions without the edge, and applying such a mask."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .._arrays import compute_all
+from .._stats import robust_sd
+from .._maps import navigation_map
+from .._validation import check_counts, energy_window
+
+__all__ = ["edge_free_mask", "leave_out"]
+
+
+def edge_free_mask(signal, edge=(706.0, 711.0), pre_edge=(695.0, 700.0), *, min_separation=2.0):
+    """Pixels without an edge (a substrate, vacuum, a hole), for ``navigation_mask``.
+
+    The edge-jump ratio — mean counts in ``edge`` over mean counts in
+    ``pre_edge`` — is computed per pixel and split in two by Otsu's threshold
+    (scikit-image). The low class is returned as True (edge absent) only if
+    the two classes are separate populations: their medians must differ by at
+    least ``min_separation`` times the sum of their robust standard deviations
+    (1.4826 × MAD). A map with the edge everywhere is one population that
+    Otsu merely splits in two, so it gets an all-False mask. On noisy data,
+    narrow windows put some pixels with the edge in the low class: widen them.
+
+    Parameters
+    ----------
+    signal : CVAEEELSSpectrum or LazyCVAEEELSSpectrum
+        Spectrum image with a calibrated energy axis. A lazy signal is reduced
+        to the two window means (a navigation-sized array) and computed.
+    edge, pre_edge : (float, float)
+        Energy windows in eV, on and just before the edge (defaults: the Fe L3
+        white line and the pre-edge background).
+    min_separation : float
+        Smallest separation of the two classes (see above) to call them two.
+
+    Returns
+    -------
+    hyperspy Signal2D of bool
+        True where the edge is absent, with the navigation calibration of
+        ``signal`` and ``metadata.CVAE.edge_mask`` (windows, threshold,
+        separation, decision). Pass it as ``anomaly_map(navigation_mask=...)``.
+
+    Examples
+    --------
+    >>> from hyperspy_cvae.synthetic import bifeo3_si
+    >>> f = bifeo3_si((48, 48), substrate_fraction=0.3, random_state=0)   # bottom 14 rows: no Fe
+    >>> no_fe = edge_free_mask(f)
+    >>> int(no_fe.data.sum()), int(no_fe.data[:34].sum()), no_fe.metadata.CVAE.edge_mask.decision
+    (670, 0, 'two populations')
+    >>> int(edge_free_mask(bifeo3_si((48, 48), random_state=0)).data.sum())   # Fe everywhere
+    0
+    """
+    from skimage.filters import threshold_otsu
+
+    edge = energy_window(signal, edge, name="edge")
+    pre_edge = energy_window(signal, pre_edge, name="pre_edge")
+    num, den = compute_all(signal.data[..., edge.slice].mean(-1), signal.data[..., pre_edge.slice].mean(-1))
+    num, den = np.asarray(num, np.float64), np.asarray(den, np.float64)
+    check_counts(num, name="The edge window")
+    check_counts(den, name="The pre-edge window")
+    # No pre-edge counts: no edge unless the edge window has counts (then: the largest ratio).
+    ratio = np.divide(num, den, out=np.where(num > 0, np.inf, 0.0), where=den > 0)
+    finite = np.isfinite(ratio)
+    if not finite.any():
+        raise ValueError("No pixel has counts in the pre-edge window; check `pre_edge`.")
+    ratio[~finite] = ratio[finite].max()
+    info = {"edge": edge.as_list(), "pre_edge": pre_edge.as_list(),
+            "min_separation": float(min_separation)}
+    mask, two = np.zeros(ratio.shape, bool), False
+    if np.ptp(ratio) > 0:
+        t = float(threshold_otsu(ratio))
+        lo, hi = ratio[ratio < t], ratio[ratio >= t]
+        spread = max(robust_sd(lo) + robust_sd(hi), 1e-12 * abs(t))
+        sep = (float(np.median(hi)) - float(np.median(lo))) / spread
+        two = bool(lo.size and hi.size and sep >= min_separation)
+        info.update(threshold=t, separation=sep)
+        if two:
+            mask = ratio < t
+    info["decision"] = "two populations" if two else "one population: edge everywhere"
+    info["n_edge_free"] = int(mask.sum())
+    return navigation_map(signal, mask, f"No edge ({edge.label} vs {pre_edge.label})",
+                          metadata={"CVAE.edge_mask": info})
+
+
+def leave_out(score, navigation_mask):
+    """A copy of a score map with the pixels of ``navigation_mask`` set to NaN.
+
+    NaN pixels are never flagged by :func:`threshold_anomalies`, stay out of
+    its histogram, and rank below every scored pixel in
+    :func:`detection_metrics`. ``anomaly_map(navigation_mask=...)`` calls this;
+    lazy maps stay lazy.
+
+    Parameters
+    ----------
+    score : hyperspy Signal2D
+        Score map.
+    navigation_mask : numpy.ndarray of bool, shape (ny, nx)
+        True = leave the pixel out.
+    """
+    navigation_mask = np.asarray(navigation_mask, bool)
+    out = score.deepcopy() if not score._lazy else score._deepcopy_with_new_data(score.data)
+    if score._lazy:
+        import dask.array as da
+
+        out.data = da.where(da.from_array(navigation_mask, chunks=score.data.chunks), np.nan, score.data)
+    else:
+        out.data = np.where(navigation_mask, np.nan, score.data)
+    out.metadata.set_item("CVAE.score.n_left_out", int(navigation_mask.sum()))
+    return out
+
+

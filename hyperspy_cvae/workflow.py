@@ -1,0 +1,290 @@
+"""The detector's steps as plain functions of a spectrum image: fit, reconstruct, score, threshold.
+
+Data flow one way: signal → :class:`~hyperspy_cvae._validation.EnergyWindow` (made once, here) →
+reconstruction (CVAE shards through :mod:`.cvae.streaming`, or HyperSpy PCA) → score map
+(:mod:`.scores`) → threshold → :class:`~hyperspy_cvae.results.AnomalyResult`, which keeps what
+plotting needs. The signal class's methods validate their arguments and call these.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+import numpy as np
+
+from ._arrays import compute_all
+from ._maps import navigation_map
+from ._sources import check_lazy_source
+from ._validation import (all_spectra_identical, check_counts, check_finite_score, check_map_signal,
+                          crop_energy, crop_to_model, energy_axis, energy_window, navigation_mask_array)
+from ._version import __version__
+from .results import AnomalyResult
+
+__all__ = ["fit_cvae", "cvae_decomposition", "reconstruct", "anomaly_map", "shift_map",
+           "compare_methods", "fit_arguments"]
+
+#: ``fit_cvae`` arguments that are not :class:`~hyperspy_cvae.CVAE` parameters.
+_FIT_ONLY = ("signal_range", "train_mask", "max_train_shards")
+#: CVAE parameters that belong to where the model runs, not to what it learns.
+_RUNTIME = ("device", "show_progressbar")
+
+
+def fit_arguments():
+    """Names accepted by ``fit_cvae`` besides ``show_progressbar`` and ``device``: the
+    :class:`~hyperspy_cvae.CVAE` parameters plus ``signal_range``, ``train_mask`` and
+    ``max_train_shards``."""
+    from .cvae import CVAE
+
+    return tuple(_FIT_ONLY) + tuple(k for k in CVAE._get_param_names() if k not in _RUNTIME)
+
+
+def _mask_array(mask):
+    return None if mask is None else np.asarray(mask.data if hasattr(mask, "axes_manager") else mask)
+
+
+# --------------------------------------------------------------------------- CVAE
+def fit_cvae(signal, signal_range=None, train_mask=None, *, max_train_shards=None, **params):
+    """Train a :class:`~hyperspy_cvae.CVAE` on ``signal`` cropped to ``signal_range``.
+
+    Returns ``(cvae, model_metadata)``; the caller decides where to keep them.
+    """
+    from .cvae import CVAE
+
+    unknown = sorted(set(params) - set(CVAE._get_param_names()))
+    if unknown:
+        raise TypeError(f"fit_cvae got unknown argument(s) {unknown}; valid: {', '.join(fit_arguments())}, "
+                        "device, show_progressbar.")
+    cvae = CVAE(**params)
+    check_map_signal(signal, min_size=int(cvae.shard_size), what="fit_cvae")
+    check_lazy_source(signal)
+    cropped, sr = crop_energy(signal, signal_range)
+    ax = energy_axis(cropped)
+    cvae.fit(cropped.data, train_mask=_mask_array(train_mask),
+             energy_axis={"offset": float(ax.offset), "scale": float(ax.scale), "size": int(ax.size),
+                          "units": str(ax.units)},
+             max_train_shards=max_train_shards)
+    cvae.signal_range_ = list(sr)
+    info = {"checksum": cvae.checksum(), "signal_range": list(sr), "latent_dim": int(cvae.latent_dim),
+            "beta": float(cvae.beta), "fit_seconds": float(cvae.fit_seconds_),
+            "package_version": __version__}
+    return cvae, info
+
+
+def model_provenance(cvae):
+    """What identifies a fitted model in results' metadata."""
+    sr = getattr(cvae, "signal_range_", None)
+    return {"signal_range": [float(v) for v in sr] if sr else None, "model_checksum": cvae.checksum(),
+            "checkpoint": getattr(cvae, "checkpoint_path_", None) or "", "package_version": __version__}
+
+
+def cvae_decomposition(signal, cvae, *, stride=None, batch_size=None, device="auto",
+                       show_progressbar=None, chunk=None):
+    """Reconstruct ``signal`` with a fitted CVAE (latent means), shard by shard through dask.
+
+    Returns ``(reconstruction, latent_results)``: the reconstruction over the
+    model's energy range (lazy for a lazy signal) and a dict with the latent
+    map (``"latent_map"``), the shard positions, stride and shard size.
+    """
+    from hyperspy.defaults_parser import preferences
+
+    from .cvae.streaming import ModelHandle, active_client, compute_eager, forward_block, map_shards
+    from .latent.grid import latent_map_signal
+
+    cvae.to(device)
+    s_size = int(cvae.shard_size)
+    check_map_signal(signal, min_size=s_size, what="cvae_decomposition")
+    check_lazy_source(signal)
+    cropped = crop_to_model(signal, cvae)
+    if not signal._lazy:
+        check_counts(cropped.data, name="The signal")
+    stride = int(stride) if stride is not None else max(1, s_size // 2)
+    # The model travels once per worker (scattered), never pickled into every task.
+    payload = ModelHandle(cvae, device) if active_client() is not None else cvae
+    recon, latents, grid = map_shards(cropped.data, partial(forward_block, batch_size=batch_size),
+                                      shard_size=s_size, stride=stride, n_out=cvae.n_channels_,
+                                      chunk=chunk, latent_dim=int(cvae.latent_dim), payload=payload)
+    if not signal._lazy:
+        show = preferences.General.show_progressbar if show_progressbar is None else show_progressbar
+        recon, latents = compute_eager(recon, latents, show)
+    provenance = model_provenance(cvae)
+    rec = cropped._deepcopy_with_new_data(recon)
+    rec.metadata.General.title = f"CVAE reconstruction of {signal.metadata.General.title}"
+    rec.metadata.set_item("CVAE.reconstruction", {
+        "method": "CVAE", "stride": stride, "shard_size": s_size,
+        "signal_range": provenance["signal_range"], "model_checksum": provenance["model_checksum"],
+        "latent": "mean", "checkpoint": provenance["checkpoint"], "package_version": __version__})
+    lat = latents.transpose(2, 0, 1) if not isinstance(latents, np.ndarray) else np.moveaxis(latents, 2, 0)
+    latent_map = latent_map_signal(lat, signal, stride=stride, shard_size=s_size,
+                                   provenance=dict(provenance, source=signal.metadata.General.title))
+    results = {"latent_map": latent_map, "pos_y": grid["pos_y"], "pos_x": grid["pos_x"],
+               "stride": stride, "shard_size": s_size}
+    return rec, results
+
+
+def model_of(signal, cvae=None):
+    """``cvae``, or the model attached to ``signal``, or a clear error."""
+    cvae = cvae if cvae is not None else getattr(signal, "cvae", None)
+    if cvae is None:
+        raise RuntimeError("No fitted CVAE: call `s.fit_cvae(...)` or `s.load_cvae(path)` first, "
+                           "or pass `cvae=`.")
+    return cvae
+
+
+# ------------------------------------------------------------------ reconstruction
+def reconstruct(signal, method, window, *, n_components=3, cvae=None, show_progressbar=None, **kwargs):
+    """``(original, reconstruction)`` on the same energy axis, for ``method`` "pca" or "cvae".
+
+    ``"cvae"`` uses ``cvae`` or ``signal.cvae``; with none and ``fit_cvae``
+    arguments in ``kwargs`` it fits one first (through ``signal.fit_cvae``, so
+    the model is attached to the signal) on ``signal_range`` (default: the
+    window ± 20 eV, clipped to the axis). Other ``kwargs`` go to HyperSpy's
+    ``decomposition`` (PCA) or to :func:`cvae_decomposition` (CVAE).
+    """
+    from .baselines import pca_reconstruction
+
+    if method == "pca":
+        return signal, pca_reconstruction(signal, n_components, **kwargs)
+    if method != "cvae":
+        raise ValueError(f"`method` must be 'pca', 'cvae' or 'rx', got {method!r}.")
+    fit_kw = {k: kwargs.pop(k) for k in list(kwargs) if k in fit_arguments()}
+    if cvae is None:
+        cvae = getattr(signal, "cvae", None)
+    if cvae is None:
+        if not fit_kw:
+            raise RuntimeError(
+                "No fitted CVAE on this signal: call `s.fit_cvae(...)` first, pass `cvae=`, "
+                "or pass fit_cvae arguments (e.g. `epochs=20, random_state=0`) to fit one now.")
+        if "signal_range" not in fit_kw:
+            axis = energy_axis(signal)
+            lo = max(float(window[0]) - 20.0, float(axis.axis[0]))
+            hi = min(float(window[1]) + 20.0, float(axis.axis[-1] + axis.scale))
+            fit_kw["signal_range"] = (lo, hi)
+        cvae = signal.fit_cvae(show_progressbar=show_progressbar, **fit_kw)
+    elif fit_kw:
+        raise ValueError(f"A fitted CVAE exists; fit arguments {sorted(fit_kw)} would be ignored. "
+                         "Call `s.fit_cvae(...)` to refit.")
+    rec = signal.cvae_decomposition(cvae=cvae, show_progressbar=show_progressbar, **kwargs)
+    return crop_to_model(signal, cvae), rec
+
+
+def _checked_input(signal, window):
+    """The scoring window on ``signal``'s axis, after the checks every score needs."""
+    win = energy_window(signal, window)
+    check_map_signal(signal, min_size=2, what="anomaly_map")
+    if not signal._lazy:
+        check_counts(signal.data, name="The signal")
+    check_lazy_source(signal)
+    return win
+
+
+# ------------------------------------------------------------------------ scores
+def anomaly_map(signal, method="pca", window=(690.0, 730.0), *, n_components=3, threshold="otsu",
+                score="shift", cvae=None, show_progressbar=None, max_shift=10.0, navigation_mask=None,
+                **kwargs):
+    """Score every pixel and classify anomalies; see ``CVAEEELSSpectrum.anomaly_map``.
+
+    Returns an :class:`~hyperspy_cvae.results.AnomalyResult`.
+    """
+    from .baselines import rx_map
+    from .scores import SCORES, leave_out, score_map, threshold_anomalies
+
+    if score not in SCORES:
+        raise ValueError(f"`score` must be one of {tuple(SCORES)}, got {score!r}.")
+    if navigation_mask is not None:
+        check_map_signal(signal, min_size=1, what="anomaly_map")
+        navigation_mask = navigation_mask_array(signal, navigation_mask)
+    win = _checked_input(signal, window)
+    if method == "rx":
+        smap = rx_map(signal, win, n_components=n_components, **kwargs)
+        label, original, rec = smap.metadata.CVAE.score.method, signal, None
+    else:
+        original, rec = reconstruct(signal, method, win, n_components=n_components, cvae=cvae,
+                                    show_progressbar=show_progressbar, **kwargs)
+        win = energy_window(original, win, axis_name="the model's energy range")
+        smap = score_map(original, rec, win, score, max_shift=max_shift)
+        label = rec.metadata.CVAE.reconstruction.method
+    if navigation_mask is not None:
+        smap = leave_out(smap, navigation_mask)
+    mask = None
+    if threshold is not None:
+        smap, mask = _threshold(smap, original, win, threshold, navigation_mask, threshold_anomalies)
+    for sig in (smap, mask):
+        if sig is not None:
+            sig.metadata.set_item("CVAE.method", label)
+            sig.metadata.set_item("CVAE.source", signal.metadata.General.title)
+    return AnomalyResult(smap, mask, original=original, reconstruction=rec, window=win, method=label)
+
+
+def _threshold(smap, original, win, threshold, navigation_mask, threshold_anomalies):
+    """Compute a lazy score map (it is only ny × nx) and threshold it."""
+    identical = all_spectra_identical(original.data, win.slice)
+    if smap._lazy:
+        data, identical = compute_all(smap.data, identical)
+        smap = navigation_map(smap, data, smap.metadata.General.title)
+    values = smap.data if navigation_mask is None else smap.data[~navigation_mask]
+    no_information = np.isnan(values) if smap.metadata.has_item("CVAE.score.nan_means") else None
+    check_finite_score(values if no_information is None else values[~no_information])
+    mask = threshold_anomalies(smap, threshold)
+    if no_information is not None:
+        mask.metadata.set_item("CVAE.threshold.n_no_information", int(no_information.sum()))
+    if identical:  # nothing can be anomalous; Otsu on rounding noise would flag pixels
+        mask.data[:] = False
+        mask.metadata.set_item("CVAE.threshold.decision", "all spectra identical: no anomalies")
+        mask.metadata.set_item("CVAE.threshold.n_flagged", 0)
+    return smap, mask
+
+
+def shift_map(signal, window=(690.0, 730.0), method="cvae", *, n_components=3, cvae=None,
+              max_shift=10.0, show_progressbar=None, **kwargs):
+    """``(shift, sigma)`` maps in eV against the reconstruction; see ``CVAEEELSSpectrum.shift_map``."""
+    from .scores import shift_map as _shift_map
+
+    win = _checked_input(signal, window)
+    original, rec = reconstruct(signal, method, win, n_components=n_components, cvae=cvae,
+                                show_progressbar=show_progressbar, **kwargs)
+    win = energy_window(original, win, axis_name="the model's energy range")
+    return _shift_map(original, rec, win, max_shift=max_shift)
+
+
+def parse_method(m, n_components=3):
+    """``"cvae"``, ``"pca"``, ``"pca(k)"`` or ``("pca", k)`` → ``(name, k)``."""
+    if isinstance(m, (tuple, list)):
+        name, k = m[0], int(m[1])
+    else:
+        name = str(m).lower().replace(" ", "")
+        k = int(n_components)
+        if name.startswith("pca") and name[3:].strip("()"):
+            k = int(name[3:].strip("()"))
+            name = "pca"
+    if name not in ("cvae", "pca"):
+        raise ValueError(f"methods must be 'cvae', 'pca', 'pca(k)' or ('pca', k); got {m!r}.")
+    return name, k
+
+
+def compare_methods(signal, methods=("cvae", "pca"), window=(690.0, 730.0), *, score="pcc",
+                    n_components=3, cvae=None, threshold="otsu", **decomposition_kwargs):
+    """``{label: AnomalyResult}`` of :func:`anomaly_map` for each method (PCC by default, the
+    paper's comparison)."""
+    out = {}
+    for m in methods:
+        name, k = parse_method(m, n_components)
+        kw = decomposition_kwargs if name == "pca" else {}
+        res = anomaly_map(signal, name, window, n_components=k, threshold=threshold, score=score,
+                          cvae=cvae, **kw)
+        out[res.method] = res
+    return out
+
+
+# ------------------------------------------------------------------------ latents
+def latent_map(signal, cvae, *, show_progressbar=None, stride=None):
+    """The latent map of ``cvae`` on ``signal`` (``signal.cvae_results``, recomputed if missing,
+    stale or of another stride), computed."""
+    res = getattr(signal, "cvae_results", None)
+    lm = res.get("latent_map") if res else None
+    if (lm is None or lm.metadata.get_item("CVAE.latent.model_checksum") != cvae.checksum()
+            or (stride is not None and lm.metadata.get_item("CVAE.latent.stride") != int(stride))):
+        signal.cvae_decomposition(cvae=cvae, stride=stride, show_progressbar=show_progressbar)
+        lm = signal.cvae_results["latent_map"]
+    if lm._lazy:
+        lm.compute(show_progressbar=False)
+    return lm
