@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 __all__ = ["energy_axis", "EnergyWindow", "energy_window", "check_map_signal", "check_counts", "check_real",
-           "all_spectra_identical", "check_finite_score", "navigation_mask_array",
+           "all_spectra_identical", "check_finite_score", "navigation_mask_array", "pixel_mask",
            "crop_energy", "crop_to_model"]
 
 
@@ -240,19 +240,29 @@ def check_counts(data, *, name: str = "data"):
         )
 
 
-def navigation_mask_array(signal, mask, *, name: str = "navigation_mask"):
-    """``mask`` (bool array or Signal2D/BaseSignal of the navigation shape) as a numpy bool
-    array in array order ``(y, x)``, with a clear error for a wrong shape or dtype."""
+def pixel_mask(signal, mask, *, name: str, meaning: str):
+    """``mask`` (bool array or a signal of the navigation shape) as a numpy bool array in array
+    order ``(y, x)`` (a copy), with a clear error for a wrong shape or a non-boolean dtype.
+
+    ``meaning`` says what True means, for the error message (e.g. "True = leave the pixel out").
+    """
     shape = tuple(signal.axes_manager.navigation_shape[::-1])
     arr = mask.data if hasattr(mask, "axes_manager") else mask
     if hasattr(arr, "compute"):
         arr = arr.compute()
-    arr = np.asarray(arr)
+    arr = np.array(arr)
     if arr.dtype != bool:
-        raise TypeError(f"`{name}` must be boolean (True = leave the pixel out), got dtype {arr.dtype}.")
+        raise TypeError(f"`{name}` must be boolean ({meaning}), got dtype {arr.dtype}; e.g. "
+                        f"`{name}=values > threshold`.")
     if arr.shape != shape:
         raise ValueError(f"`{name}` has shape {arr.shape}, expected the navigation shape {shape} "
                          "(array order y, x).")
+    return arr
+
+
+def navigation_mask_array(signal, mask, *, name: str = "navigation_mask"):
+    """:func:`pixel_mask` of a mask of pixels to leave out (True), which must leave some."""
+    arr = pixel_mask(signal, mask, name=name, meaning="True = leave the pixel out")
     if arr.all():
         raise ValueError(f"`{name}` leaves out every pixel; nothing is left to score.")
     return arr

@@ -13,7 +13,7 @@ from . import workflow
 from ._maps import navigation_map
 from ._signal_latent import LatentMethods
 from ._signal_plots import PlotMethods
-from ._validation import check_counts, check_map_signal, check_real, energy_axis, energy_window
+from ._validation import check_counts, check_map_signal, check_real, energy_axis, energy_window, pixel_mask
 
 __all__ = ["CVAEEELSSpectrum", "LazyCVAEEELSSpectrum", "to_cvae"]
 
@@ -96,11 +96,7 @@ class CVAEEELSSpectrum(LatentMethods, PlotMethods, EELSSpectrum):
         if mask is None:
             truth = cluster_mask(nav_shape, n_clusters, cluster_size, random_state=random_state)
         else:
-            truth = np.asarray(mask.data if hasattr(mask, "axes_manager") else mask)
-            if truth.shape != tuple(nav_shape):
-                raise ValueError(f"`mask` has shape {truth.shape}, expected the navigation shape in "
-                                 f"array order {tuple(nav_shape)}.")
-            truth = truth.astype(bool)
+            truth = pixel_mask(self, mask, name="mask", meaning="True = shift the pixel")
         if not self._lazy:
             check_counts(self.data, name="The signal")
         new = shift_pixels(self.data, truth, dE / axis.scale, win.slice, int(round(ramp / axis.scale)))

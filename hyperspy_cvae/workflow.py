@@ -16,7 +16,8 @@ from ._arrays import compute_all
 from ._maps import navigation_map
 from ._sources import check_lazy_source
 from ._validation import (all_spectra_identical, check_counts, check_finite_score, check_map_signal,
-                          crop_energy, crop_to_model, energy_axis, energy_window, navigation_mask_array)
+                          crop_energy, crop_to_model, energy_axis, energy_window, navigation_mask_array,
+                          pixel_mask)
 from ._version import __version__
 from .results import AnomalyResult
 
@@ -38,10 +39,6 @@ def fit_arguments():
     return tuple(_FIT_ONLY) + tuple(k for k in CVAE._get_param_names() if k not in _RUNTIME)
 
 
-def _mask_array(mask):
-    return None if mask is None else np.asarray(mask.data if hasattr(mask, "axes_manager") else mask)
-
-
 # --------------------------------------------------------------------------- CVAE
 def fit_cvae(signal, signal_range=None, train_mask=None, *, max_train_shards=None, **params):
     """Train a :class:`~hyperspy_cvae.CVAE` on ``signal`` cropped to ``signal_range``.
@@ -59,7 +56,9 @@ def fit_cvae(signal, signal_range=None, train_mask=None, *, max_train_shards=Non
     check_lazy_source(signal)
     cropped, sr = crop_energy(signal, signal_range)
     ax = energy_axis(cropped)
-    cvae.fit(cropped.data, train_mask=_mask_array(train_mask),
+    if train_mask is not None:
+        train_mask = pixel_mask(signal, train_mask, name="train_mask", meaning="True = learn from the pixel")
+    cvae.fit(cropped.data, train_mask=train_mask,
              energy_axis={"offset": float(ax.offset), "scale": float(ax.scale), "size": int(ax.size),
                           "units": str(ax.units)},
              max_train_shards=max_train_shards)

@@ -124,6 +124,22 @@ def _set_unknown_param():
     return CVAE().set_params(beta_=2.0)
 
 
+def _inject_mask_of_floats():
+    return _map().inject_shift(1.0, WINDOW, mask=np.full((16, 16), 0.5))
+
+
+def _train_mask_of_integers():
+    return _map().fit_cvae(train_mask=np.ones((16, 16), int), **TINY)
+
+
+def _deviance_of_a_dead_pixel():
+    s = _map()
+    s.data[3, 4] = 0.0
+    z, mask = s.anomaly_map("pca", window=WINDOW, score="deviance")
+    assert np.isnan(z.data[3, 4]) and not mask.data[3, 4] and np.isfinite(z.data).sum() == 255
+    return "ok"
+
+
 #: (id, input, outcome, call, expected exception or None, message fragment)
 ADVERSARIAL = [
     ("window-string", "window given as a string `\"690-730\"`", "`ValueError`: a (start, end) pair",
@@ -169,6 +185,12 @@ ADVERSARIAL = [
     ("checkpoint-missing", "`CVAE.load` of a file that does not exist", "`FileNotFoundError`",
      _missing_checkpoint, FileNotFoundError, "nowhere.pt"),
     ("float16", "float16 data", "scored in float64, finite", _float16_data, None, "ok"),
+    ("inject-mask-floats", "`inject_shift(mask=...)` of floats (0.5)", "`TypeError`: must be boolean",
+     _inject_mask_of_floats, TypeError, "must be boolean"),
+    ("train-mask-integers", "`fit_cvae(train_mask=...)` of integers", "`TypeError`: must be boolean",
+     _train_mask_of_integers, TypeError, "must be boolean"),
+    ("deviance-dead-pixel", "a dead (all-zero) pixel scored by the deviance",
+     "NaN (no counts: not a perfect fit), never flagged", _deviance_of_a_dead_pixel, None, "ok"),
     ("bool-data", "boolean data", "`TypeError`: needs real counts",
      _bool_data, TypeError, "real counts"),
     ("transform-unfitted", "`CVAE().transform(...)` before `fit`", "`NotFittedError` (a `ValueError`)",

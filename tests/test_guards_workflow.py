@@ -145,3 +145,21 @@ def test_lazy_hdf5_deleted_is_an_error(tmp_path):
     os.remove(path)
     with pytest.raises(ValueError, match="no longer exists"):
         lazy.anomaly_map("pca", window=WINDOW, n_components=3)
+
+
+REALDATA = __import__("pathlib").Path(__file__).resolve().parents[2] / "shared" / "realdata"
+
+
+@pytest.mark.skipif(not REALDATA.exists(), reason="measured data live in ../shared/realdata, absent here")
+def test_shift_map_stays_within_max_shift_on_a_measured_map():
+    """Ge solar-cell map (0.1 eV/channel stored as float32 0.09999999): no shift beyond ±max_shift,
+    the pixels whose maximum lies at the search limit flagged instead."""
+    s = hs.load(REALDATA / "si2d" / "GeSolarCell_AlL_SiL_PL_SI_22x45_70-172eV.dm3")
+    s.set_signal_type("CVAE_EELS")
+    rec = s.anomaly_map("pca", window=(95.0, 125.0), n_components=3).reconstruction
+    for max_shift in (10.0, 3.0):
+        res = shift_analysis(s, rec, (95.0, 125.0), max_shift=max_shift)
+        shift, flag = res["shift"].data, res["flag"].data
+        assert np.nanmax(np.abs(shift)) <= max_shift
+        assert (flag == 3).any() and np.isnan(shift[flag == 3]).all()
+        assert np.isfinite(shift[flag == 0]).all()

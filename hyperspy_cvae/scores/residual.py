@@ -99,7 +99,8 @@ def poisson_deviance(y, r):
     are clipped to 0). Under a correct model ``D ≈ 1`` whatever the dose (to
     within ≈ 1/(6 μ) for mean counts μ ≳ 5 per channel), so
     unlike PCC it does not flag pixels where the edge is weak or absent: high
-    values are anomalous.
+    values are anomalous. A spectrum without counts (after clipping) has no
+    deviance: NaN.
 
     Examples
     --------
@@ -112,7 +113,8 @@ def poisson_deviance(y, r):
     y, mu = _amplitude_matched(np.clip(y, 0, None), r)
     with np.errstate(divide="ignore", invalid="ignore"):
         t = np.where(y > 0, y * np.log(np.where(y > 0, y, 1.0) / mu), 0.0)
-    return 2.0 * (t - (y - mu)).sum(-1) / y.shape[-1]
+    d = 2.0 * (t - (y - mu)).sum(-1) / y.shape[-1]
+    return np.where(y.sum(-1) > 0, d, np.nan)  # no counts: nothing to compare, not a perfect fit
 
 
 def deviance_map(original, reconstruction, window=(690.0, 730.0)):
@@ -147,7 +149,7 @@ def deviance_map(original, reconstruction, window=(690.0, 730.0)):
     d = per_spectrum(poisson_deviance, original, reconstruction, window)
     method = reconstruction_label(reconstruction)
     return score_signal(original, d, kind="deviance", anomalous="high", window=window,
-                        title=f"Poisson deviance {method} {window[0]:g}-{window[1]:g} eV",
-                        extra=provenance(reconstruction))
+                        extra=dict(provenance(reconstruction), nan_means="no counts in the window"),
+                        title=f"Poisson deviance {method} {window[0]:g}-{window[1]:g} eV")
 
 

@@ -24,7 +24,7 @@ SHIFT_FLAGS = {0: "ok", 1: "no counts in the window", 2: "flat reconstruction: n
                4: "no maximum of the likelihood (no curvature)"}
 
 
-def estimate_shift(y, r_ext, margin, *, fine_steps=10, return_flag=False):
+def estimate_shift(y, r_ext, margin, *, fine_steps=10, return_flag=False, limit=None):
     """Maximum-likelihood energy shift of spectra against shifted reconstructions.
 
     Model: ``y_k ~ Poisson(a · r(k − δ))`` in the window, with the amplitude
@@ -45,6 +45,9 @@ def estimate_shift(y, r_ext, margin, *, fine_steps=10, return_flag=False):
         Largest shift searched, in channels.
     return_flag : bool
         Also return the reason code of each spectrum (:data:`SHIFT_FLAGS`).
+    limit : float, optional
+        Largest accepted ``|shift|`` in channels (default ``margin``); a larger
+        estimate is flagged (code 3), not returned.
 
     Returns
     -------
@@ -122,7 +125,7 @@ def estimate_shift(y, r_ext, margin, *, fine_steps=10, return_flag=False):
     window = r[:, m:m + C]
     flag = np.zeros(n, np.uint8)
     flag[~ok] = 4
-    flag[np.abs(shift) >= m] = 3
+    flag[(np.abs(shift) >= m) | (np.abs(shift) > (m if limit is None else limit))] = 3
     flag[np.ptp(window, -1) <= 1e-9 * np.abs(window).mean(-1)] = 2
     flag[ytot <= 0] = 1
     if flag.any():
@@ -135,7 +138,7 @@ def estimate_shift(y, r_ext, margin, *, fine_steps=10, return_flag=False):
 
 def _margin(axis, max_shift):
     """``max_shift`` (eV) in whole channels of ``axis``."""
-    m = int(np.ceil(float(max_shift) / axis.scale))
+    m = int(np.ceil(float(max_shift) / axis.scale - 1e-4))  # 10 / 0.1 is 100.000…01 in floats
     if m < 1:
         raise ValueError(f"`max_shift` must be at least one channel ({axis.scale:g} {axis.units}).")
     return m
@@ -151,11 +154,11 @@ def _extended(data, sl, m):
     return data[..., idx]
 
 
-def _shift_kernel(a, b, m):
+def _shift_kernel(a, b, m, limit):
     if not (np.isfinite(a).all() and np.isfinite(b).all()):
         raise ValueError("The signal or its reconstruction contains NaN or inf values in the scoring "
                          "window; replace them (e.g. `s.map(np.nan_to_num)` on a copy) or crop them.")
-    shift, sigma, glrt, flag = estimate_shift(a, b, m, return_flag=True)
+    shift, sigma, glrt, flag = estimate_shift(a, b, m, return_flag=True, limit=limit)
     return np.stack([shift, sigma, glrt, flag.astype(np.float64)], -1)
 
 
@@ -163,6 +166,7 @@ def _shift_arrays(original, reconstruction, window, max_shift):
     axis = check_same_energy_axis(original, reconstruction)
     sl = energy_window(original, window).slice
     m = _margin(axis, max_shift)
+    limit = float(max_shift) / axis.scale  # the stated bound, in channels
     a = original.data[..., sl]
     b = _extended(reconstruction.data, sl, m)
     if hasattr(a, "dask") or hasattr(b, "dask"):
@@ -171,10 +175,10 @@ def _shift_arrays(original, reconstruction, window, max_shift):
         a = da.asarray(a)
         a = a.rechunk({a.ndim - 1: -1})
         b = da.asarray(b).rechunk(a.chunks[:-1] + ((b.shape[-1],),))
-        out = da.map_blocks(_shift_kernel, a, b, m, dtype=np.float64,
+        out = da.map_blocks(_shift_kernel, a, b, m, limit, dtype=np.float64,
                             chunks=a.chunks[:-1] + ((4,),))
     else:
-        out = _shift_kernel(a, b, m)
+        out = _shift_kernel(a, b, m, limit)
     return axis, out
 
 
