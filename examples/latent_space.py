@@ -29,7 +29,7 @@ import numpy as np  # noqa: E402
 
 from hyperspy_cvae.synthetic import bifeo3_si  # noqa: E402
 from hyperspy_cvae.synthetic import cluster_mask  # noqa: E402
-from hyperspy_cvae.latent import latent_pair_similarity  # noqa: E402
+from hyperspy_cvae.latent import latent_pair_similarity, phase_means  # noqa: E402
 from hyperspy_cvae.plotting import plot_latent_similarity  # noqa: E402
 from hyperspy_cvae.plotting import (plot_latent_maps, plot_phase_map, plot_score_histogram,  # noqa: E402
                                     plot_score_map)
@@ -101,7 +101,8 @@ def main(argv=None):
     figures.update(phase_k=int(info.n_clusters), phase_agreement=float(agree))
     print(f"phase map: K = {info.n_clusters} (silhouette {sil}); agreement with the true "
           f"substrate {agree:.1%} (each cluster assigned to its majority phase)")
-    plt.close(plot_phase_map(labels, centres, signal=two, path=out / "phase_map.png"))
+    means = phase_means(two, labels, like=centres)       # measured mean spectrum per phase
+    plt.close(plot_phase_map(labels, centres, means=means, path=out / "phase_map.png"))
 
     # 3. results persist ---------------------------------------------------------------------
     for name, sig in (("pcc", pcc), ("mask", mask), ("latent_mahalanobis", maha),

@@ -113,7 +113,13 @@ def test_phase_map_finds_substrate():
     assert centres.axes_manager.signal_axes[0].offset == pytest.approx(s.cvae.energy_axis_["offset"])
     md = labels.metadata.CVAE.phase_map
     assert md.n_clusters == 2 and md.centres.shape == (2, 16)
-    fig = plot_phase_map(labels, centres, signal=s)
+    from hyperspy_cvae.latent import phase_means
+
+    means = phase_means(s, labels, like=centres)
+    assert means.data.shape == (2, centres.data.shape[-1])
+    sub = labels.data == 1
+    np.testing.assert_allclose(means.data[1], s.isig[660.0:760.0].data[sub].mean(0)[:means.data.shape[1]], rtol=1e-5)
+    fig = plot_phase_map(labels, centres, means=means)
     assert len(fig.axes) == 2 and len(fig.axes[1].lines) == 4
     auto, _ = latent_phase_map(s.cvae_results["latent_map"], k_range=(2, 4))
     assert auto.metadata.CVAE.phase_map.silhouette_k == [2, 3, 4]

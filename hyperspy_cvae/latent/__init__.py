@@ -3,8 +3,8 @@ and decoding latent vectors to spectra (computation only; figures are in :mod:`.
 
 from .grid import shard_to_pixels
 from .mahalanobis import latent_mahalanobis, mahalanobis_distances
-from .phases import cluster_latents, decode_latent, latent_phase_map
+from .phases import cluster_latents, decode_latent, latent_phase_map, phase_means
 from .similarity import latent_pair_similarity
 
 __all__ = ["latent_pair_similarity", "latent_mahalanobis", "mahalanobis_distances",
-           "latent_phase_map", "cluster_latents", "decode_latent", "shard_to_pixels"]
+           "latent_phase_map", "cluster_latents", "decode_latent", "phase_means", "shard_to_pixels"]

@@ -6,9 +6,10 @@ from __future__ import annotations
 import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
+from .._arrays import to_numpy
 from .grid import latent_array, pixel_grid, pixel_signal, shard_signal, shard_to_pixels
 
-__all__ = ["cluster_latents", "latent_phase_map", "decode_latent"]
+__all__ = ["cluster_latents", "latent_phase_map", "decode_latent", "phase_means"]
 
 
 def cluster_latents(Z, n_clusters=None, *, method="kmeans", k_range=(2, 8), random_state=0):
@@ -192,4 +193,53 @@ def decode_latent(cvae, z, *, counts=None):
     out.axes_manager.navigation_axes[0].name = "cluster"
     out.metadata.General.title = "Decoded latent vectors"
     out.metadata.set_item("Signal.quantity", "Counts" if counts is not None else "Normalised intensity")
+    return out
+
+
+def phase_means(signal, labels, like=None):
+    """The measured mean spectrum of every phase of a phase map.
+
+    Parameters
+    ----------
+    signal : hyperspy Signal1D
+        The spectrum image (eager or lazy: only the labelled means are computed).
+    labels : Signal2D of int
+        From :func:`latent_phase_map` (or ``s.cvae_phase_map()``), on the pixel grid.
+    like : Signal1D, optional
+        Decoded centres (:func:`decode_latent`): the means are cropped to their
+        energy range, for drawing next to them.
+
+    Returns
+    -------
+    Signal1D
+        One spectrum per label ``0 … K-1`` (NaN for a label without pixels).
+
+    Examples
+    --------
+    >>> from hyperspy_cvae.synthetic import bifeo3_si
+    >>> import hyperspy.api as hs
+    >>> s = bifeo3_si((8, 8), random_state=0)
+    >>> lab = hs.signals.Signal2D((np.arange(64).reshape(8, 8) >= 32).astype(int))
+    >>> phase_means(s, lab).data.shape
+    (2, 1200)
+    """
+    from hyperspy.signals import Signal1D
+
+    lab = to_numpy(labels.data if hasattr(labels, "axes_manager") else labels).astype(int)
+    if lab.shape != tuple(signal.axes_manager.navigation_shape[::-1]):
+        raise ValueError(f"`labels` has shape {lab.shape}, the signal's navigation shape is "
+                         f"{tuple(signal.axes_manager.navigation_shape[::-1])} (array order y, x).")
+    sub = signal
+    if like is not None:
+        e = like.axes_manager.signal_axes[0]
+        sub = signal.isig[float(e.axis[0]):float(e.axis[-1] + e.scale)]
+    k = int(lab.max()) + 1
+    data = np.stack([to_numpy(sub.data[lab == i]).mean(0) if (lab == i).any()
+                     else np.full(sub.axes_manager.signal_shape[0], np.nan) for i in range(k)])
+    out = Signal1D(data)
+    ax, src = out.axes_manager.signal_axes[0], sub.axes_manager.signal_axes[0]
+    ax.name, ax.units, ax.offset, ax.scale = src.name, src.units, src.offset, src.scale
+    out.axes_manager.navigation_axes[0].name = "phase"
+    out.metadata.General.title = f"Measured mean spectrum per phase ({signal.metadata.General.title})"
+    out.metadata.set_item("Signal.quantity", signal.metadata.get_item("Signal.quantity", "Intensity"))
     return out

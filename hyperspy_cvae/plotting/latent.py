@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._arrays import to_numpy, values_of as _values
+from .._arrays import values_of as _values
 from ..latent.grid import latent_array
 from .maps import _map_geometry
 
@@ -46,7 +46,7 @@ def plot_latent_maps(latent_map, n=8, axes=None, path=None):
     return fig
 
 
-def plot_phase_map(labels, centres=None, signal=None, axes=None, path=None):
+def plot_phase_map(labels, centres=None, means=None, axes=None, path=None):
     """Latent phase map and the decoded cluster-centre spectra, in matching colours.
 
     Parameters
@@ -56,10 +56,10 @@ def plot_phase_map(labels, centres=None, signal=None, axes=None, path=None):
     centres : Signal1D, optional
         Decoded centres (:func:`hyperspy_cvae.latent.decode_latent`), one
         spectrum per cluster.
-    signal : hyperspy Signal1D, optional
-        The spectrum image: the measured mean spectrum of each phase is drawn
-        (dashed) next to its decoded centre, a check of what the decoder
-        learnt.
+    means : Signal1D, optional
+        The measured mean spectrum of each phase
+        (:func:`hyperspy_cvae.latent.phase_means`), drawn dashed next to its
+        decoded centre: a check of what the decoder learnt.
 
     Returns
     -------
@@ -93,15 +93,13 @@ def plot_phase_map(labels, centres=None, signal=None, axes=None, path=None):
         for i, spec in enumerate(data):
             frac = float((lab == i).mean())
             axes[1].plot(e.axis, spec, color=colours[i], lw=1.4, label=f"cluster {i} ({frac:.0%} of pixels)")
-            if signal is not None and (lab == i).any():
-                sub = signal.isig[float(e.axis[0]):float(e.axis[-1] + e.scale)]
-                d = sub.data[lab == i]
-                d = to_numpy(d).mean(0)
-                axes[1].plot(sub.axes_manager.signal_axes[0].axis, d, color=colours[i], lw=0.8, ls="--",
+            if means is not None and np.isfinite(_values(means)[i]).all():
+                em = means.axes_manager.signal_axes[0]
+                axes[1].plot(em.axis, _values(means)[i], color=colours[i], lw=0.8, ls="--",
                              label=f"cluster {i}, measured mean")
         axes[1].set_xlabel(f"{e.name} ({e.units})")
         axes[1].set_ylabel(str(centres.metadata.get_item("Signal.quantity", "Intensity")))
-        axes[1].set_title("Decoded cluster centres" + (" (solid) and measured means (dashed)" if signal is not None else ""), fontsize=9)
+        axes[1].set_title("Decoded cluster centres" + (" (solid) and measured means (dashed)" if means is not None else ""), fontsize=9)
         axes[1].legend(fontsize=7, frameon=False)
     fig.tight_layout()
     if path is not None:
