@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._arrays import is_lazy
+
 __all__ = ["navigation_map"]
 
 
@@ -39,7 +41,7 @@ def navigation_map(like, data, title, *, metadata=None):
     else:
         out = Signal2D(data, axes=like.axes_manager._get_axes_dicts(),
                        metadata=like.metadata.as_dictionary())
-        if hasattr(data, "dask"):
+        if is_lazy(data):
             out = out.as_lazy()
     out.metadata.General.title = title
     for key, value in (metadata or {}).items():

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._arrays import is_lazy
 from .._maps import navigation_map
 from .._validation import energy_axis, energy_window
 from .._version import __version__
@@ -73,7 +74,7 @@ def per_spectrum(func, original, reconstruction, window):
     sl = energy_window(original, window).slice
     a = original.data[..., sl]
     b = reconstruction.data[..., sl]
-    if hasattr(a, "dask") or hasattr(b, "dask"):
+    if is_lazy(a) or is_lazy(b):
         import dask.array as da
 
         a = da.asarray(a).rechunk({-1: -1})  # whole spectra in one block

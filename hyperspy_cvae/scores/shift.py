@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._arrays import is_lazy
 from .._validation import energy_window
 from ._common import check_same_energy_axis, provenance, reconstruction_label, score_signal
 
@@ -169,7 +170,7 @@ def _shift_arrays(original, reconstruction, window, max_shift):
     limit = float(max_shift) / axis.scale  # the stated bound, in channels
     a = original.data[..., sl]
     b = _extended(reconstruction.data, sl, m)
-    if hasattr(a, "dask") or hasattr(b, "dask"):
+    if is_lazy(a) or is_lazy(b):
         import dask.array as da
 
         a = da.asarray(a)
