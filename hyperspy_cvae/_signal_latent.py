@@ -55,7 +55,7 @@ class LatentMethods:
 
         cvae = CVAE.load(path, device=device)
         crop_to_model(self, cvae)  # raises if the energy axes do not match
-        check_map_signal(self, min_size=int(cvae.shard_size), what="load_cvae")
+        check_map_signal(self, min_size=int(cvae.shard_size_), what="load_cvae")
         self.cvae = cvae
         self.metadata.set_item("CVAE.model", {
             "checksum": cvae.checksum(), "checkpoint": str(path),

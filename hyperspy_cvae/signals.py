@@ -138,7 +138,8 @@ class CVAEEELSSpectrum(LatentMethods, PlotMethods, EELSSpectrum):
             many as fit in 128 MiB); see :meth:`hyperspy_cvae.CVAE.fit`.
         **params
             Parameters of :class:`hyperspy_cvae.CVAE`, with its defaults:
-            ``latent_dim`` (48), ``beta`` (1.2), ``shard_size`` (24),
+            ``latent_dim`` (48), ``beta`` (1.2), ``shard_size`` ("auto": 24 on maps of
+            48 pixels a side or more, down to 8 on small maps),
             ``stride``, ``epochs`` (30), ``batch_size`` (2),
             ``learning_rate`` (1e-3), ``loss`` ("poisson", or the paper's
             "ce"), ``widths``, ``validation_fraction`` (0.1),

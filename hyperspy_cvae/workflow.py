@@ -19,6 +19,7 @@ from ._validation import (all_spectra_identical, check_counts, check_finite_scor
                           crop_energy, crop_to_model, energy_axis, energy_window, navigation_mask_array,
                           pixel_mask)
 from ._version import __version__
+from .cvae.sampling import resolve_shard_size
 from .results import AnomalyResult
 
 __all__ = ["fit_cvae", "cvae_decomposition", "reconstruct", "anomaly_map", "shift_map",
@@ -52,7 +53,9 @@ def fit_cvae(signal, signal_range=None, train_mask=None, *, max_train_shards=Non
         raise TypeError(f"fit_cvae got unknown argument(s) {unknown}; valid: {', '.join(fit_arguments())}, "
                         "device, show_progressbar.")
     cvae = CVAE(**params)
-    check_map_signal(signal, min_size=int(cvae.shard_size), what="fit_cvae")
+    nav = tuple(signal.axes_manager.navigation_shape[::-1])
+    min_size = resolve_shard_size(cvae.shard_size, nav) if len(nav) == 2 else 8
+    check_map_signal(signal, min_size=min_size, what="fit_cvae")
     check_lazy_source(signal)
     cropped, sr = crop_energy(signal, signal_range)
     ax = energy_axis(cropped)
@@ -90,7 +93,7 @@ def cvae_decomposition(signal, cvae, *, stride=None, batch_size=None, device="au
     from .latent.grid import latent_map_signal
 
     cvae.to(device)
-    s_size = int(cvae.shard_size)
+    s_size = int(cvae.shard_size_)
     check_map_signal(signal, min_size=s_size, what="cvae_decomposition")
     check_lazy_source(signal)
     cropped = crop_to_model(signal, cvae)

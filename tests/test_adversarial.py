@@ -210,3 +210,15 @@ def test_adversarial(case, tmp_path):
     with pytest.raises(error) as info:
         call(*args)
     assert fragment in str(info.value), str(info.value)
+
+
+def test_auto_shard_size_fits_small_maps():
+    """``shard_size="auto"`` (the default) trains on a 13 × 17 map without a hand-set size."""
+    s = bifeo3_si((13, 17), random_state=0).isig[680.0:740.0].deepcopy()
+    cvae = s.fit_cvae(**{k: v for k, v in TINY.items() if k != "shard_size"})
+    assert cvae.shard_size == "auto" and cvae.shard_size_ == 8
+    rec = s.cvae_decomposition(show_progressbar=False)
+    assert rec.data.shape == s.data.shape and np.isfinite(rec.data).all()
+    with pytest.raises(ValueError, match="smaller than one shard of 8 × 8"):
+        bifeo3_si((6, 20), random_state=0).isig[680.0:740.0].fit_cvae(
+            **{k: v for k, v in TINY.items() if k != "shard_size"})

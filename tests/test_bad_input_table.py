@@ -28,7 +28,8 @@ BAD_INPUT = [
     ("single spectrum or line scan (0 or 1 navigation axes), or more than 2",
      "`ValueError`: only maps (two navigation axes) are supported; apply the method to each map of a stack",
      ["test_bad_input::test_not_a_map"]),
-    ("map smaller than a shard", "`ValueError` suggesting a valid `shard_size`",
+    ("map smaller than a given `shard_size` (the default `\"auto\"` fits every map of 8 × 8 pixels or more)",
+     "`ValueError` suggesting a valid `shard_size`",
      ["test_bad_input::test_navigation_smaller_than_shard"]),
     ("NaN or inf",
      "**refused** (`ValueError`, suggesting `np.nan_to_num` on a copy or cropping): eager data up "

@@ -148,7 +148,7 @@ def test_end_to_end_detects_injected_shift(small_cube):
 
 
 def test_shards_per_epoch_draws_random_positions_inside_the_training_rows():
-    est = CVAE(shards_per_epoch=37)
+    est = CVAE(shards_per_epoch=37, shard_size=24)
     from hyperspy_cvae.cvae.sampling import sample_positions
 
     pos = sample_positions(est, np.random.default_rng(0), (0, 40), 48)

@@ -54,7 +54,7 @@ def checkpoint_dict(est):
         "format": _CHECKPOINT_FORMAT, "format_version": _CHECKPOINT_VERSION,
         "package_version": __version__, "params": params,
         "architecture": {"class": "CVAE3D", "n_channels": est.n_channels_,
-                         "shard_size": int(est.shard_size), "latent_dim": int(est.latent_dim),
+                         "shard_size": int(est.shard_size_), "latent_dim": int(est.latent_dim),
                          "widths": list(est.widths)},
         "energy_axis": est.energy_axis_,
         "normalisation": "spectra clipped at 0 and normalised to sum 1; input = p / mean_spectrum - 1",
@@ -218,7 +218,7 @@ def _dict(v, field):
 PARAM_SCHEMA = {
     "latent_dim": lambda v, f: _int(v, f, 1, _MAX_LATENT),
     "beta": lambda v, f: _num(v, f, 0.0, 1e6),
-    "shard_size": lambda v, f: _int(v, f, 8, _MAX_SHARD, multiple=4),
+    "shard_size": lambda v, f: v if v == "auto" else _int(v, f, 8, _MAX_SHARD, multiple=4),
     "stride": _optional(lambda v, f: _int(v, f, 1, _MAX_SHARD)),
     "epochs": lambda v, f: _int(v, f, 1, _MAX_COUNT),
     "batch_size": lambda v, f: _int(v, f, 1, _MAX_COUNT),
@@ -238,7 +238,7 @@ PARAM_SCHEMA = {
 _ARCH_SCHEMA = {
     "class": _choice("CVAE3D"),
     "n_channels": lambda v, f: _int(v, f, 16, _MAX_CHANNELS - 1),
-    "shard_size": PARAM_SCHEMA["shard_size"],
+    "shard_size": lambda v, f: _int(v, f, 8, _MAX_SHARD, multiple=4),
     "latent_dim": PARAM_SCHEMA["latent_dim"],
     "widths": _widths,
 }
@@ -342,7 +342,7 @@ def validate_metadata(meta, param_names=None):
             raise _Invalid(f"architecture.{key}", "is missing")
         check(arch[key], f"architecture.{key}")
     for key in ("shard_size", "latent_dim", "widths"):
-        if key in params:
+        if key in params and not (key == "shard_size" and params[key] == "auto"):
             p = list(params[key]) if key == "widths" else params[key]
             if p != arch[key]:
                 raise _Invalid(f"params.{key}", f"({p!r}) differs from `architecture.{key}` "
@@ -414,6 +414,7 @@ def load_checkpoint(cls, path, device="auto"):
     model.eval()
     obj.model_ = model.to(obj.device_)
     obj.n_channels_ = arch["n_channels"]
+    obj.shard_size_ = arch["shard_size"]
     obj.energy_axis_ = meta["energy_axis"]
     obj.history_ = meta["history"]
     obj.signal_range_ = meta.get("signal_range")

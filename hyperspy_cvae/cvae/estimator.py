@@ -25,7 +25,8 @@ from .device import resolve_device
 from .guards import dead_channels, describe_channels, grads_finite, nonfinite_error
 from .losses import cross_entropy_loss, kl_divergence, poisson_nll_loss
 from .model import CVAE3D, count_macs
-from .sampling import eager_data, make_batch, normalise_spectra, shard_cache, validation_blocks
+from .sampling import (eager_data, make_batch, normalise_spectra, resolve_shard_size, shard_cache,
+                       validation_blocks)
 
 __all__ = ["CVAE"]
 
@@ -70,8 +71,12 @@ class CVAE(BaseEstimator):
         Size of the latent Gaussian.
     beta : float
         Weight of the KL term.
-    shard_size : int
-        Shard side in pixels (multiple of 4).
+    shard_size : int or "auto"
+        Shard side in pixels (a multiple of 4, at least 8). ``"auto"`` (the
+        default) chooses it from the map at :meth:`fit`
+        (:func:`~hyperspy_cvae.cvae.sampling.auto_shard_size`: 24 on maps of
+        at least 48 pixels a side, smaller on smaller maps, down to 8); the
+        size used is ``shard_size_``.
     stride : int or None
         Training shard stride. None draws, each epoch, a random offset of a
         non-overlapping tiling (fast, and every pixel is seen each epoch);
@@ -127,7 +132,7 @@ class CVAE(BaseEstimator):
     2
     """
 
-    def __init__(self, latent_dim=48, beta=1.2, shard_size=24, stride=None, epochs=30,
+    def __init__(self, latent_dim=48, beta=1.2, shard_size="auto", stride=None, epochs=30,
                  batch_size=2, learning_rate=1e-3, loss="poisson", widths=(8, 16, 32, 32),
                  validation_fraction=0.1, early_stopping=True, patience=6, augment=True,
                  device="auto", random_state=None, show_progressbar=None, shards_per_epoch=None):
@@ -160,9 +165,12 @@ class CVAE(BaseEstimator):
     def _validate_params(self):
         if self.loss not in ("ce", "poisson"):
             raise ValueError(f"`loss` must be 'ce' or 'poisson', got {self.loss!r}.")
-        if int(self.shard_size) % 4 or int(self.shard_size) < 8:
-            raise ValueError(f"`shard_size` must be a multiple of 4 and >= 8, got {self.shard_size}.")
-        if self.stride is not None and not 1 <= int(self.stride) <= int(self.shard_size):
+        if self.shard_size != "auto" and (isinstance(self.shard_size, str) or int(self.shard_size) % 4
+                                          or int(self.shard_size) < 8):
+            raise ValueError(f"`shard_size` must be 'auto' or a multiple of 4 and >= 8, got "
+                             f"{self.shard_size!r}.")
+        top = 24 if self.shard_size == "auto" else int(self.shard_size)
+        if self.stride is not None and not 1 <= int(self.stride) <= top:
             raise ValueError(f"`stride` must be in [1, shard_size], got {self.stride}.")
         if int(self.epochs) < 1 or int(self.batch_size) < 1:
             raise ValueError("`epochs` and `batch_size` must be >= 1.")
@@ -246,7 +254,6 @@ class CVAE(BaseEstimator):
         from tqdm.auto import tqdm
 
         self._validate_params()
-        s = int(self.shard_size)
         lazy = hasattr(X, "dask")
         if not lazy:
             X = X.compute() if hasattr(X, "compute") else np.asarray(X)
@@ -255,9 +262,16 @@ class CVAE(BaseEstimator):
         if np.iscomplexobj(X):
             raise TypeError("X is complex; the CVAE needs real counts (take `.real` or `abs()` first).")
         ny, nx, n_e = X.shape
+        s = self.shard_size_ = resolve_shard_size(self.shard_size, (ny, nx))
+        if self.stride is not None and int(self.stride) > s:
+            raise ValueError(f"`stride` ({self.stride}) exceeds the shard size ({s}).")
+        if min(ny, nx) < 8:
+            raise ValueError(f"The map ({ny} × {nx}) is smaller than the smallest shard (8 × 8): the "
+                             "CVAE needs maps of at least 8 pixels a side.")
         if min(ny, nx) < s:
             raise ValueError(f"The map ({ny} × {nx}) is smaller than one shard ({s} × {s}); pass a "
-                             f"smaller `shard_size` (e.g. {max(8, (min(ny, nx) // 4) * 4)}).")
+                             f"smaller `shard_size` (e.g. {max(8, (min(ny, nx) // 4) * 4)}) or "
+                             "shard_size='auto'.")
         if train_mask is None:
             weight = np.ones((ny, nx), np.float32)
         else:

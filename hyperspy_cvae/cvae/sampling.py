@@ -12,7 +12,7 @@ import time
 import numpy as np
 import torch
 
-__all__ = ["normalise_spectra"]
+__all__ = ["normalise_spectra", "auto_shard_size", "resolve_shard_size"]
 
 _logger = logging.getLogger(__name__)
 
@@ -60,8 +60,36 @@ def _warn_negative(n):
                         "per-spectrum normalisation (the input is not modified).", n)
 
 
+def auto_shard_size(ny, nx):
+    """The shard side ``"auto"`` chooses for a ``ny × nx`` map: 4·⌊min(ny, nx)/8⌋, between 8 and 24.
+
+    At least four shards fit along the shorter side's half-shard grid, so small measured maps
+    (12–47 pixels a side) get shards that fit several times, and maps of 48 pixels or more the
+    default 24.
+
+    Examples
+    --------
+    >>> [auto_shard_size(n, n) for n in (8, 13, 16, 32, 47, 48, 1024)]
+    [8, 8, 8, 16, 20, 24, 24]
+    """
+    return int(min(24, max(8, 4 * (min(int(ny), int(nx)) // 8))))
+
+
+def _side(est):
+    """The shard side of ``est``: the one fitted (``shard_size_``), else its integer parameter."""
+    side = getattr(est, "shard_size_", None)
+    return int(side if side is not None else est.shard_size)
+
+
+def resolve_shard_size(shard_size, nav_shape):
+    """``shard_size`` as an int: :func:`auto_shard_size` of ``nav_shape`` for ``"auto"``."""
+    if shard_size == "auto":
+        return auto_shard_size(*nav_shape)
+    return int(shard_size)
+
+
 def sample_positions(est, rng, y_range, nx):
-    s = int(est.shard_size)
+    s = _side(est)
     y0, y1 = y_range
     if est.shards_per_epoch:
         n = int(est.shards_per_epoch)
@@ -84,7 +112,7 @@ def sample_positions(est, rng, y_range, nx):
 
 
 def make_batch(est, arrays, pos, rng=None):
-    s = int(est.shard_size)
+    s = _side(est)
     outs = []
     k = None
     flips = None
@@ -109,7 +137,7 @@ def validation_blocks(est, rng, weight):
     weights are ``weight`` with the held-out pixels set to 0, so training
     shards never learn from them.
     """
-    s = int(est.shard_size)
+    s = _side(est)
     ny, nx = weight.shape
     frac = float(est.validation_fraction)
     if frac <= 0:
@@ -147,7 +175,7 @@ def eager_data(est, X, weight, w_train, val_pos):
     Also returns the statistics the training guards use to explain a non-finite loss
     (:func:`hyperspy_cvae.cvae.guards.diagnose`).
     """
-    s = int(est.shard_size)
+    s = _side(est)
     ny, nx, _ = X.shape
     if not np.isfinite(X).all():
         raise ValueError(f"X contains {int((~np.isfinite(X)).sum())} NaN/inf value(s); replace "
@@ -180,7 +208,7 @@ def shard_cache(est, X, weight, w_train, val_pos, rng, max_train_shards):
     """
     import dask
 
-    s = int(est.shard_size)
+    s = _side(est)
     ny, nx, n_e = X.shape
     half = max(1, s // 2)
     oy, ox = (int(v) for v in rng.integers(0, half, size=2))

@@ -55,7 +55,7 @@ def latent_pair_similarity(cvae, clean, anomalous, n_pairs=64, truth=None, rando
     b = to_numpy(crop_to_model(anomalous, cvae).data)
     if a.shape != b.shape:
         raise ValueError(f"clean and anomalous cubes differ in shape: {a.shape} vs {b.shape}.")
-    s = int(cvae.shard_size)
+    s = int(cvae.shard_size_)
     ny, nx = a.shape[:2]
     if truth is None:
         truth = anomalous.metadata.get_item("CVAE.injection.mask", None)
