@@ -228,7 +228,7 @@ class CVAEEELSSpectrum(LatentMethods, PlotMethods, EELSSpectrum):
     # -------------------------------------------------------------- anomalies
     def anomaly_map(self, method="pca", window=(690.0, 730.0), n_components=3, threshold="otsu",
                     score="shift", cvae=None, show_progressbar=None, max_shift=10.0,
-                    navigation_mask=None, **kwargs):
+                    navigation_mask=None, edge=None, **kwargs):
         """Score every pixel and classify anomalies.
 
         Parameters
@@ -248,6 +248,12 @@ class CVAEEELSSpectrum(LatentMethods, PlotMethods, EELSSpectrum):
             Energy window in eV in which the score is computed.
         n_components : int
             PCA components kept (``method="pca"`` or ``"rx"``).
+        edge : str, optional
+            An edge name instead of ``window``: ``"Fe_L2,3"``, ``"Ti_L3"``,
+            ``"O_K"``, ... The window then runs from 15 eV before the edge's
+            first onset to 20 eV after its last (onsets from exspy's element
+            database, :func:`hyperspy_cvae.edges.edge_window`) and the name is
+            recorded in ``metadata.CVAE.score.edge``.
         threshold : "otsu", float or None
             Classification (see :func:`hyperspy_cvae.scores.threshold_anomalies`);
             None skips it (the mask is None and a lazy score map stays lazy).
@@ -305,7 +311,7 @@ class CVAEEELSSpectrum(LatentMethods, PlotMethods, EELSSpectrum):
         return workflow.anomaly_map(self, method, window, n_components=n_components,
                                     threshold=threshold, score=score, cvae=cvae,
                                     show_progressbar=show_progressbar, max_shift=max_shift,
-                                    navigation_mask=navigation_mask, **kwargs)
+                                    navigation_mask=navigation_mask, edge=edge, **kwargs)
 
     anomaly_map.__doc__ %= SHOW_PROGRESSBAR_ARG
 
@@ -342,7 +348,8 @@ class CVAEEELSSpectrum(LatentMethods, PlotMethods, EELSSpectrum):
                                         cvae=cvae, threshold=threshold, **decomposition_kwargs)
 
     def shift_map(self, window=(690.0, 730.0), method="cvae", n_components=3, cvae=None,
-                  max_shift=10.0, return_uncertainty=False, show_progressbar=None, **kwargs):
+                  max_shift=10.0, return_uncertainty=False, show_progressbar=None, edge=None,
+                  **kwargs):
         """Map of the edge's energy shift (eV) in every pixel, against the reconstruction.
 
         For each pixel, the maximum-likelihood shift of its spectrum inside
@@ -368,6 +375,8 @@ class CVAEEELSSpectrum(LatentMethods, PlotMethods, EELSSpectrum):
             Largest shift searched, in eV.
         return_uncertainty : bool
             Also return the 1σ uncertainty map.
+        edge : str, optional
+            An edge name instead of ``window`` (see :meth:`anomaly_map`).
         %s
 
         Returns
@@ -387,7 +396,7 @@ class CVAEEELSSpectrum(LatentMethods, PlotMethods, EELSSpectrum):
         """
         shift, sigma = workflow.shift_map(self, window, method, n_components=n_components, cvae=cvae,
                                           max_shift=max_shift, show_progressbar=show_progressbar,
-                                          **kwargs)
+                                          edge=edge, **kwargs)
         return (shift, sigma) if return_uncertainty else shift
 
     shift_map.__doc__ %= SHOW_PROGRESSBAR_ARG

@@ -169,9 +169,15 @@ def reconstruct(signal, method, window, *, n_components=3, cvae=None, show_progr
     return crop_to_model(signal, cvae), rec
 
 
-def _checked_input(signal, window):
-    """The scoring window on ``signal``'s axis, after the checks every score needs."""
-    win = energy_window(signal, window)
+def _checked_input(signal, window, edge=None):
+    """The scoring window on ``signal``'s axis (from ``edge``, a name such as "Fe_L2,3", when
+    given), after the checks every score needs."""
+    if edge is not None:
+        from .edges import edge_window
+
+        win = energy_window(signal, edge_window(edge), name=f"window of edge {edge!r}")
+    else:
+        win = energy_window(signal, window)
     check_map_signal(signal, min_size=2, what="anomaly_map")
     if not signal._lazy:
         check_counts(signal.data, name="The signal")
@@ -182,7 +188,7 @@ def _checked_input(signal, window):
 # ------------------------------------------------------------------------ scores
 def anomaly_map(signal, method="pca", window=(690.0, 730.0), *, n_components=3, threshold="otsu",
                 score="shift", cvae=None, show_progressbar=None, max_shift=10.0, navigation_mask=None,
-                **kwargs):
+                edge=None, **kwargs):
     """Score every pixel and classify anomalies; see ``CVAEEELSSpectrum.anomaly_map``.
 
     Returns an :class:`~hyperspy_cvae.results.AnomalyResult`.
@@ -195,7 +201,7 @@ def anomaly_map(signal, method="pca", window=(690.0, 730.0), *, n_components=3, 
     if navigation_mask is not None:
         check_map_signal(signal, min_size=1, what="anomaly_map")
         navigation_mask = navigation_mask_array(signal, navigation_mask)
-    win = _checked_input(signal, window)
+    win = _checked_input(signal, window, edge)
     if method == "rx":
         smap = rx_map(signal, win, n_components=n_components, **kwargs)
         label, original, rec = smap.metadata.CVAE.score.method, signal, None
@@ -212,6 +218,8 @@ def anomaly_map(signal, method="pca", window=(690.0, 730.0), *, n_components=3, 
         smap, mask = _threshold(smap, original, win, threshold, navigation_mask, threshold_anomalies)
     for sig in (smap, mask):
         if sig is not None:
+            if edge is not None:
+                sig.metadata.set_item("CVAE.score.edge", str(edge))
             sig.metadata.set_item("CVAE.method", label)
             sig.metadata.set_item("CVAE.source", signal.metadata.General.title)
     return AnomalyResult(smap, mask, original=original, reconstruction=rec, window=win, method=label)
@@ -237,11 +245,11 @@ def _threshold(smap, original, win, threshold, navigation_mask, threshold_anomal
 
 
 def shift_map(signal, window=(690.0, 730.0), method="cvae", *, n_components=3, cvae=None,
-              max_shift=10.0, show_progressbar=None, **kwargs):
+              max_shift=10.0, show_progressbar=None, edge=None, **kwargs):
     """``(shift, sigma)`` maps in eV against the reconstruction; see ``CVAEEELSSpectrum.shift_map``."""
     from .scores import shift_map as _shift_map
 
-    win = _checked_input(signal, window)
+    win = _checked_input(signal, window, edge)
     original, rec = reconstruct(signal, method, win, n_components=n_components, cvae=cvae,
                                 show_progressbar=show_progressbar, **kwargs)
     win = energy_window(original, win, axis_name="the model's energy range")
