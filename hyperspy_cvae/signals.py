@@ -264,7 +264,7 @@ class CVAEEELSSpectrum(LatentMethods, PlotMethods, EELSSpectrum):
             :meth:`shift_map`); ``"pcc"`` (the paper's): Pearson correlation, low
             = anomalous; ``"deviance"``: Poisson deviance per channel, ≈ 1 for a
             good fit at any dose, high = anomalous. How they compare is measured
-            by the benchmark (``benchmarks/results/summary.md``).
+            by the project's benchmark (``benchmarks/`` in the source repository).
         max_shift : float
             Largest shift searched by ``score="shift"``, in eV.
         navigation_mask : array of bool (ny, nx) or Signal2D, optional

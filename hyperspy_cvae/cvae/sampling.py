@@ -63,9 +63,9 @@ def _warn_negative(n):
 def auto_shard_size(ny, nx):
     """The shard side ``"auto"`` chooses for a ``ny × nx`` map: 4·⌊min(ny, nx)/8⌋, between 8 and 24.
 
-    At least four shards fit along the shorter side's half-shard grid, so small measured maps
-    (12–47 pixels a side) get shards that fit several times, and maps of 48 pixels or more the
-    default 24.
+    The shard is at most half the shorter side from 16 pixels on (8, the smallest shard the
+    network takes, below that), so small measured maps get shards that fit several times; maps
+    of 48 pixels or more get 24.
 
     Examples
     --------

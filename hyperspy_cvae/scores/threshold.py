@@ -74,7 +74,7 @@ def unimodality_test(scores, *, anomalous="low", nbins=256, smooth=2.0, max_vall
     reported (its valley separates the most pixels).
 
     The false-positive rate of this test on unimodal skewed and heavy-tailed
-    samples is measured by ``benchmarks/unimodality_null.py``.
+    samples is measured by ``benchmarks/unimodality_null.py`` in the source repository.
 
     Why not a global test: anomalies are typically < 1 % of the pixels, far
     too few for Hartigan's dip test, and the bulk itself is usually skewed or a
