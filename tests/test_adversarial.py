@@ -78,6 +78,10 @@ def _shard_not_multiple_of_4():
     return _map().fit_cvae(**dict(TINY, shard_size=10))
 
 
+def _shard_size_word():
+    return _map().fit_cvae(**dict(TINY, shard_size="big"))
+
+
 def _epochs_zero():
     return _map().fit_cvae(**dict(TINY, epochs=0))
 
@@ -172,6 +176,8 @@ ADVERSARIAL = [
      _huge_shard, ValueError, "shard_size"),
     ("shard-not-4", "`shard_size=10`", "`ValueError`: a multiple of 4",
      _shard_not_multiple_of_4, ValueError, "multiple of 4"),
+    ("shard-word", "`shard_size=\"big\"`", "`ValueError`: 'auto' or a multiple of 4",
+     _shard_size_word, ValueError, "'auto' or a multiple of 4"),
     ("epochs-zero", "`epochs=0`", "`ValueError`: must be >= 1",
      _epochs_zero, ValueError, ">= 1"),
     ("validation-large", "`validation_fraction=0.7`", "`ValueError`: must be in [0, 0.5)",

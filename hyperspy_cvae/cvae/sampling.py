@@ -85,6 +85,8 @@ def resolve_shard_size(shard_size, nav_shape):
     """``shard_size`` as an int: :func:`auto_shard_size` of ``nav_shape`` for ``"auto"``."""
     if shard_size == "auto":
         return auto_shard_size(*nav_shape)
+    if isinstance(shard_size, (bool, np.bool_)) or not isinstance(shard_size, (int, np.integer)):
+        raise ValueError(f"`shard_size` must be 'auto' or a multiple of 4 and >= 8, got {shard_size!r}.")
     return int(shard_size)
 
 
