@@ -162,17 +162,15 @@ def _oracle_scores(case):
 
 def _score_reconstruction(prefix, original, rec, case, base_seconds, rows, keep, shift_rows,
                           scores=SCORES):
-    from hyperspy_cvae.scores import deviance_map, pcc_map, shift_analysis
+    from hyperspy_cvae.scores import score_map, shift_analysis
 
     for score in scores:
         with _Timer() as t:
-            if score == "pcc":
-                smap = pcc_map(original, rec, WINDOW)
-            elif score == "deviance":
-                smap = deviance_map(original, rec, WINDOW)
-            else:
+            if score == "shift":  # the whole analysis: the shift map is scored too
                 res = shift_analysis(original, rec, WINDOW)
                 smap = res["score"]
+            else:
+                smap = score_map(original, rec, WINDOW, score)
         row, mask = _metrics_row(f"{prefix}_{score}", case.dE, case.seed, case.name, smap,
                                  case.truth, base_seconds + t.seconds)
         rows.append(row)

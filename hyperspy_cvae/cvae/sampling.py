@@ -188,7 +188,7 @@ def eager_data(est, X, weight, w_train, val_pos):
     _warn_negative(n_neg)
     p, totals = normalise_spectra(X)
     counts32 = X.astype(np.float32, copy=False)  # once, not per batch
-    if est.loss == "poisson" and (counts32 < 0).any():  # Poisson counts are >= 0: clip (a copy)
+    if est.loss == "poisson" and n_neg:  # Poisson counts are >= 0: clip (a copy)
         counts32 = np.maximum(counts32, 0, dtype=np.float32)
     val_arrays = None if val_pos is None else (p, counts32, weight - w_train)
     mean_spec = (p * w_train[..., None]).sum((0, 1)) / w_train.sum()
