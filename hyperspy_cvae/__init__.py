@@ -13,12 +13,13 @@ from ._validation import EnergyWindow, crop_to_model, energy_window
 from ._version import __version__
 from .cvae import CVAE, NonFiniteTrainingError
 from .evaluation import denoising_mse, detection_metrics
-from .latent import latent_mahalanobis, latent_pair_similarity, latent_phase_map
-from .plotting import plot_comparison
+from .latent import latent_embedding, latent_mahalanobis, latent_pair_similarity, latent_phase_map
+from .plotting import plot_comparison, plot_latent_embedding
 from .results import AnomalyResult
 from .signals import CVAEEELSSpectrum, LazyCVAEEELSSpectrum, to_cvae
 
 __all__ = ["__version__", "CVAEEELSSpectrum", "LazyCVAEEELSSpectrum", "to_cvae", "CVAE",
            "AnomalyResult", "latent_pair_similarity", "latent_mahalanobis", "latent_phase_map",
-           "denoising_mse", "detection_metrics", "plot_comparison", "EnergyWindow", "energy_window",
-           "crop_to_model", "NonFiniteTrainingError"]
+           "latent_embedding", "denoising_mse", "detection_metrics", "plot_comparison",
+           "plot_latent_embedding", "EnergyWindow", "energy_window", "crop_to_model",
+           "NonFiniteTrainingError"]

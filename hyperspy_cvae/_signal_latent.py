@@ -1,12 +1,12 @@
 """The latent-space methods of the signal class (a mixin of :class:`~hyperspy_cvae.CVAEEELSSpectrum`):
-re-using a saved model, the latent Mahalanobis map and the latent phase map."""
+re-using a saved model, the latent Mahalanobis map, the latent phase map and the latent view."""
 
 from __future__ import annotations
 
 from hyperspy.docstrings.signal import SHOW_PROGRESSBAR_ARG
 
 from . import workflow
-from ._arrays import to_numpy
+from ._arrays import to_numpy, values_of
 from ._validation import check_map_signal, crop_to_model
 from ._version import __version__
 
@@ -14,7 +14,7 @@ __all__ = ["LatentMethods"]
 
 
 class LatentMethods:
-    """``load_cvae``, ``latent_mahalanobis`` and ``cvae_phase_map``."""
+    """``load_cvae``, ``latent_mahalanobis``, ``cvae_phase_map`` and ``plot_latent_embedding``."""
 
     def load_cvae(self, path, device="auto"):
         """Load a saved model and attach it to this signal (``s.cvae``).
@@ -179,3 +179,66 @@ class LatentMethods:
         return labels, centres
 
     cvae_phase_map.__doc__ %= SHOW_PROGRESSBAR_ARG
+
+    def plot_latent_embedding(self, method="pca", mask=None, n_phases=None, cvae=None, path=None,
+                              random_state=0, show_progressbar=None):
+        """The latent view: the shards' latent means embedded in 2D, one point per shard.
+
+        Embeds ``s.cvae_results["latent_map"]`` (running :meth:`cvae_decomposition`
+        first if needed) with :func:`hyperspy_cvae.latent.latent_embedding`,
+        optionally clusters it into phases (as :meth:`cvae_phase_map`, on the
+        shard grid) and flags the shards that contain a pixel of ``mask``, then
+        draws :func:`hyperspy_cvae.plotting.plot_latent_embedding`. Clicking a
+        point (interactive backends) shows that shard's spectra.
+
+        Parameters
+        ----------
+        method : {"pca", "umap", "auto"}
+            Embedding (UMAP needs ``pip install umap-learn``).
+        mask : Signal2D or array of bool (ny, nx), optional
+            Pixel mask, e.g. the anomaly mask of :meth:`anomaly_map`; a shard is
+            flagged when its footprint holds any True pixel.
+        n_phases : int, optional
+            Colour by this many latent phases (k-means, see :meth:`cvae_phase_map`).
+        cvae : hyperspy_cvae.CVAE, optional
+            Model (default ``s.cvae``).
+        path : str or pathlib.Path, optional
+            Write the figure there.
+        random_state : int or None
+            Seed of UMAP and of the phase clustering.
+        %s
+
+        Returns
+        -------
+        fig : matplotlib.figure.Figure
+        embedding : hyperspy_cvae.latent.LatentEmbedding
+
+        Examples
+        --------
+        >>> from hyperspy_cvae.synthetic import bifeo3_si
+        >>> s = bifeo3_si((48, 48), random_state=0)
+        >>> _ = s.fit_cvae(signal_range=(680., 740.), shard_size=16, epochs=1, show_progressbar=False)
+        >>> fig, emb = s.plot_latent_embedding(n_phases=2, show_progressbar=False)
+        >>> emb.coords.shape, len(fig.axes)
+        ((25, 2), 1)
+        """
+        from .latent import latent_embedding, latent_phase_map, shard_flags
+        from .plotting import plot_latent_embedding
+
+        cvae = workflow.model_of(self, cvae)
+        lm = workflow.latent_map(self, cvae, show_progressbar=show_progressbar)
+        emb = latent_embedding(lm, method=method, random_state=random_state)
+        labels = flags = None
+        if n_phases is not None:
+            labels = latent_phase_map(lm, int(n_phases), random_state=random_state, on="shards",
+                                      navigation=self)[0].data
+        if mask is not None:
+            mask, shape = values_of(mask), tuple(self.axes_manager.navigation_shape[::-1])
+            if mask.shape not in (shape, emb.grid_shape):
+                raise ValueError(f"`mask` has shape {mask.shape}; expected the navigation shape {shape} "
+                                 f"or the shard grid {emb.grid_shape} (array order y, x).")
+            flags = shard_flags(mask, emb.shard_size, emb.stride, emb.grid_shape)
+        fig = plot_latent_embedding(emb, colour_by=flags, labels=labels, signal=self, path=path)
+        return fig, emb
+
+    plot_latent_embedding.__doc__ %= SHOW_PROGRESSBAR_ARG

@@ -64,7 +64,7 @@ class PlotMethods:
                              "`reconstruction=`.")
         return plot_anomaly_results(self, reconstruction, result, mask, truth, path=path)
 
-    def plot_comparison(self, methods=("cvae", "pca"), window=(690.0, 730.0), truth=None, path=None,
+    def plot_comparison(self, methods=("cvae", "pca"), window=None, truth=None, path=None,
                         suptitle=None, **kwargs):
         """Several methods side by side (the paper's Fig. 1/3): :meth:`compare_methods`, drawn by
         :func:`hyperspy_cvae.plot_comparison`.

@@ -156,8 +156,14 @@ class EnergyWindow:
 def energy_window(signal, window, **kwargs):
     """``window`` (a pair in eV or an :class:`EnergyWindow`) on the energy axis of ``signal``.
 
-    An :class:`EnergyWindow` already made on that axis is returned as it is.
+    An :class:`EnergyWindow` already made on that axis is returned as it is. ``None`` takes the
+    window of the edges in ``metadata.Sample.elements``, or raises listing the edges in the axis
+    (:func:`hyperspy_cvae.edges.resolve_window`).
     """
+    if window is None:
+        from .edges import resolve_window
+
+        window, _ = resolve_window(signal)
     axis = energy_axis(signal)
     if isinstance(window, EnergyWindow):
         return window.on(axis, **{k: v for k, v in kwargs.items() if k == "axis_name"})
@@ -179,7 +185,7 @@ def check_map_signal(signal, *, min_size: int = 1, what: str = "this method"):
     if nav != 2:
         raise ValueError(
             f"{what} needs a spectrum image with two navigation axes (a map), got "
-            f"navigation_dimension={nav}. Line scans and single spectra are not supported; "
+            f"navigation_dimension={nav}. Single spectra are not supported; "
             "for a stack of maps, apply the method to each map (`s.inav[..., i]`)."
         )
     shape = signal.axes_manager.navigation_shape[::-1]  # array order (y, x)

@@ -122,7 +122,7 @@ def rx_scores(spectra, n_components=10, random_state=0):
     return (z * z).sum(-1)
 
 
-def rx_map(signal, window=(690.0, 730.0), n_components=10, random_state=0):
+def rx_map(signal, window=None, n_components=10, random_state=0):
     """RX anomaly score map of a spectrum image inside an energy window.
 
     See :func:`rx_scores`. The window of the cube is loaded into memory for a

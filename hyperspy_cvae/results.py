@@ -30,6 +30,11 @@ class AnomalyResult:
         The scoring window (eV and channels).
     method : str
         Label of the method, e.g. ``"CVAE"``, ``"PCA(3)"``, ``"RX(3)"``.
+    labels : Signal2D of int or None
+        What the detector saw in every pixel: "bulk", "anomalous", "outlier"
+        (a glitch) or "no edge" (vacuum, a substrate), as codes into
+        :data:`hyperspy_cvae.scores.LABELS`
+        (:func:`hyperspy_cvae.scores.label_pixels`; None without a threshold).
 
     Examples
     --------
@@ -41,7 +46,8 @@ class AnomalyResult:
     ('PCA(3)', '690-730 eV', 'PCA(3)')
     """
 
-    def __init__(self, score, mask, *, original, reconstruction, window, method):
+    def __init__(self, score, mask, *, original, reconstruction, window, method, labels=None):
+        self.labels = labels
         self.score = score
         self.mask = mask
         self.original = original
@@ -87,3 +93,19 @@ class AnomalyResult:
                              "`hyperspy_cvae.plotting.plot_score_map(result.score, result.mask)`.")
         return plot_anomaly_results(self.original, self.reconstruction, self.score, self.mask, truth,
                                     axes=axes, path=path, label=self.method)
+
+    def plot_labels(self, path=None):
+        """The label map ("bulk", "anomalous", "outlier", "no edge") and the mean spectrum of each
+        label with its reconstruction (:func:`hyperspy_cvae.plotting.plot_labels`).
+
+        Returns
+        -------
+        matplotlib.figure.Figure
+        """
+        from .plotting.results import plot_labels
+
+        if self.labels is None:
+            raise ValueError("This result has no labels: they come with a threshold "
+                             "(`anomaly_map(threshold='otsu')`).")
+        return plot_labels(self.labels, self.original, self.reconstruction, self.window, path=path,
+                           title=f"{self.method}: what the detector saw")

@@ -13,6 +13,7 @@ from . import workflow
 from ._maps import navigation_map
 from ._signal_latent import LatentMethods
 from ._signal_plots import PlotMethods
+from ._linescan import is_line
 from ._validation import check_counts, check_map_signal, check_real, energy_axis, energy_window, pixel_mask
 
 __all__ = ["CVAEEELSSpectrum", "LazyCVAEEELSSpectrum", "to_cvae"]
@@ -36,7 +37,7 @@ class CVAEEELSSpectrum(LatentMethods, PlotMethods, EELSSpectrum):
     _alias_signal_types = ["CVAE EELS"]
 
     # ------------------------------------------------------------------ inject
-    def inject_shift(self, dE, window=(690.0, 730.0), n_clusters=6, cluster_size=6, mask=None,
+    def inject_shift(self, dE, window=None, n_clusters=6, cluster_size=6, mask=None,
                      random_state=None, return_mask=False, ramp=2.0):
         """Return a copy with the edge in ``window`` shifted by ``dE`` eV in chosen pixels.
 
@@ -52,11 +53,14 @@ class CVAEEELSSpectrum(LatentMethods, PlotMethods, EELSSpectrum):
         dE : float
             Shift in eV (axis units); positive moves the edge to higher loss.
             Must be smaller than the window width.
-        window : tuple of float
-            ``(start, end)`` in eV, e.g. the Fe L2,3 edge ``(690., 730.)``.
+        window : tuple of float, optional
+            ``(start, end)`` in eV, e.g. ``(690., 730.)`` around Fe L2,3. Default: the
+            window of the edges in ``metadata.Sample.elements``
+            (:func:`hyperspy_cvae.edges.resolve_window`).
         n_clusters, cluster_size : int
             Number and side (pixels) of the square, non-overlapping patches
-            of anomalous pixels (ignored when ``mask`` is given).
+            of anomalous pixels (segments of ``cluster_size`` pixels on a line
+            scan; ignored when ``mask`` is given).
         mask : array of bool (ny, nx) or Signal2D, optional
             Pixels to shift instead of random patches (array order, i.e. the
             shape of ``s.data.shape[:2]``).
@@ -85,7 +89,9 @@ class CVAEEELSSpectrum(LatentMethods, PlotMethods, EELSSpectrum):
         from .synthetic.inject import cluster_mask, shift_pixels
 
         axis = energy_axis(self)
-        nav_shape = check_map_signal(self, what="inject_shift")
+        line = is_line(self)
+        nav_shape = (1, self.axes_manager.navigation_shape[0]) if line else \
+            check_map_signal(self, what="inject_shift")
         win = energy_window(self, window)
         dE, ramp = float(dE), float(ramp)
         if not np.isfinite(dE) or abs(dE) >= win.end - win.start:
@@ -93,13 +99,18 @@ class CVAEEELSSpectrum(LatentMethods, PlotMethods, EELSSpectrum):
                              f"{win.end - win.start:g} eV.")
         if not np.isfinite(ramp) or ramp < 0:
             raise ValueError(f"`ramp` must be a width in eV >= 0, got {ramp!r}.")
-        if mask is None:
+        if mask is None and line:  # segments of `cluster_size` pixels along the line
+            truth = cluster_mask((cluster_size, nav_shape[1]), n_clusters, cluster_size,
+                                 random_state=random_state)[0]
+        elif mask is None:
             truth = cluster_mask(nav_shape, n_clusters, cluster_size, random_state=random_state)
         else:
             truth = pixel_mask(self, mask, name="mask", meaning="True = shift the pixel")
         if not self._lazy:
             check_counts(self.data, name="The signal")
-        new = shift_pixels(self.data, truth, dE / axis.scale, win.slice, int(round(ramp / axis.scale)))
+        data, truth2d = (self.data[None], truth[None]) if line else (self.data, truth)
+        new = shift_pixels(data, truth2d, dE / axis.scale, win.slice, int(round(ramp / axis.scale)))
+        new = new[0] if line else new
         out = self._deepcopy_with_new_data(new)
         truth_sig = navigation_map(self, truth, f"Injected shift {dE:g} eV (truth)")
         seed = random_state if isinstance(random_state, (int, np.integer, type(None))) else "Generator"
@@ -115,7 +126,7 @@ class CVAEEELSSpectrum(LatentMethods, PlotMethods, EELSSpectrum):
         return (out, truth_sig) if return_mask else out
 
     # -------------------------------------------------------------------- CVAE
-    def fit_cvae(self, signal_range=None, train_mask=None, *, show_progressbar=None,
+    def fit_cvae(self, signal_range=None, train_mask=None, *, edge=None, show_progressbar=None,
                  max_train_shards=None, **params):
         """Train a 3D convolutional VAE on this spectrum image.
 
@@ -127,11 +138,17 @@ class CVAEEELSSpectrum(LatentMethods, PlotMethods, EELSSpectrum):
         ----------
         signal_range : tuple of float, optional
             ``(start, end)`` energy range in eV to learn (e.g. ``(660., 760.)``
-            around Fe L2,3); None uses the whole axis (slower). Fewer channels =
-            faster training.
+            around Fe L2,3). Default: the scoring window of ``edge`` (or of the
+            edges of ``metadata.Sample.elements``) ± 20 eV, clipped to the axis
+            (:func:`hyperspy_cvae.edges.fit_range`), so the model sees the edge,
+            its pre-edge background and its post-edge; with neither, the whole
+            axis (slower). ``metadata.CVAE.model.signal_range_source`` says which.
         train_mask : array of bool (ny, nx) or Signal2D, optional
             Pixels to learn from (known bulk); None uses all pixels (the
             realistic unsupervised case).
+        edge : str, optional
+            An edge name (``"Si_L2,3"``, ``"Ti_L3"``, ``"O_K"``) whose fit range to
+            learn, instead of ``signal_range``.
         %s
         max_train_shards : int, optional
             Lazy signals only: shards held in memory for training (default: as
@@ -163,7 +180,7 @@ class CVAEEELSSpectrum(LatentMethods, PlotMethods, EELSSpectrum):
         True
         """
         cvae, info = workflow.fit_cvae(self, signal_range, train_mask, max_train_shards=max_train_shards,
-                                       show_progressbar=show_progressbar, **params)
+                                       edge=edge, show_progressbar=show_progressbar, **params)
         self.cvae = cvae
         self.metadata.set_item("CVAE.model", info)
         return cvae
@@ -226,7 +243,7 @@ class CVAEEELSSpectrum(LatentMethods, PlotMethods, EELSSpectrum):
     cvae_decomposition.__doc__ %= SHOW_PROGRESSBAR_ARG
 
     # -------------------------------------------------------------- anomalies
-    def anomaly_map(self, method="pca", window=(690.0, 730.0), n_components=3, threshold="otsu",
+    def anomaly_map(self, method="pca", window=None, n_components=3, threshold="otsu",
                     score="shift", cvae=None, show_progressbar=None, max_shift=10.0,
                     navigation_mask=None, edge=None, **kwargs):
         """Score every pixel and classify anomalies.
@@ -244,16 +261,21 @@ class CVAEEELSSpectrum(LatentMethods, PlotMethods, EELSSpectrum):
             Reed–Xiaoli detector on ``n_components`` PCA scores of the window
             (:func:`hyperspy_cvae.baselines.rx_map`; it has its own statistic,
             ``score`` is ignored).
-        window : tuple of float
-            Energy window in eV in which the score is computed.
+        window : tuple of float, optional
+            Energy window in eV in which the score is computed. With neither
+            ``window`` nor ``edge``, the edges of ``metadata.Sample.elements``
+            that lie in the axis (``s.add_elements(["Ti", "O"])``) give it; with
+            no elements either, a ``ValueError`` lists the edges inside the
+            energy axis. There is no built-in default material.
         n_components : int
             PCA components kept (``method="pca"`` or ``"rx"``).
         edge : str, optional
             An edge name instead of ``window``: ``"Fe_L2,3"``, ``"Ti_L3"``,
             ``"O_K"``, ... The window then runs from 15 eV before the edge's
-            first onset to 20 eV after its last (onsets from exspy's element
-            database, :func:`hyperspy_cvae.edges.edge_window`) and the name is
-            recorded in ``metadata.CVAE.score.edge``.
+            first onset to 20 eV after its last, clipped to the energy axis
+            (onsets from exspy's element database,
+            :func:`hyperspy_cvae.edges.edge_window`), and the name is recorded
+            in ``metadata.CVAE.score.edge``.
         threshold : "otsu", float or None
             Classification (see :func:`hyperspy_cvae.scores.threshold_anomalies`);
             None skips it (the mask is None and a lazy score map stays lazy).
@@ -303,7 +325,7 @@ class CVAEEELSSpectrum(LatentMethods, PlotMethods, EELSSpectrum):
 
         >>> from hyperspy_cvae.scores import edge_free_mask
         >>> f = bifeo3_si((48, 48), substrate_fraction=0.3, random_state=0)
-        >>> no_fe = edge_free_mask(f, edge=(706., 711.), pre_edge=(695., 700.))
+        >>> no_fe = edge_free_mask(f, edge="Fe_L3")   # Fe L3 white line against its pre-edge
         >>> z, mask = f.anomaly_map("pca", navigation_mask=no_fe)
         >>> int(no_fe.data.sum()), int(np.isnan(z.data).sum()), bool(mask.data[no_fe.data].any())
         (670, 670, False)
@@ -315,8 +337,8 @@ class CVAEEELSSpectrum(LatentMethods, PlotMethods, EELSSpectrum):
 
     anomaly_map.__doc__ %= SHOW_PROGRESSBAR_ARG
 
-    def compare_methods(self, methods=("cvae", "pca"), window=(690.0, 730.0), score="pcc",
-                        n_components=3, cvae=None, threshold="otsu", **decomposition_kwargs):
+    def compare_methods(self, methods=("cvae", "pca"), window=None, score="pcc",
+                        n_components=3, cvae=None, threshold="otsu", edge=None, **decomposition_kwargs):
         """:meth:`anomaly_map` for several methods: ``{label: AnomalyResult}``.
 
         Draw them side by side with :func:`hyperspy_cvae.plot_comparison`
@@ -326,7 +348,7 @@ class CVAEEELSSpectrum(LatentMethods, PlotMethods, EELSSpectrum):
         ----------
         methods : sequence
             ``"cvae"``, ``"pca"`` (``n_components``), ``"pca(k)"`` or ``("pca", k)``.
-        window, score, threshold, cvae
+        window, edge, score, threshold, cvae
             As in :meth:`anomaly_map` (``score`` defaults to the paper's PCC).
         n_components : int
             PCA components for ``"pca"``.
@@ -345,9 +367,10 @@ class CVAEEELSSpectrum(LatentMethods, PlotMethods, EELSSpectrum):
         ['PCA(3)', 'PCA(5)']
         """
         return workflow.compare_methods(self, methods, window, score=score, n_components=n_components,
-                                        cvae=cvae, threshold=threshold, **decomposition_kwargs)
+                                        cvae=cvae, threshold=threshold, edge=edge,
+                                        **decomposition_kwargs)
 
-    def shift_map(self, window=(690.0, 730.0), method="cvae", n_components=3, cvae=None,
+    def shift_map(self, window=None, method="cvae", n_components=3, cvae=None,
                   max_shift=10.0, return_uncertainty=False, show_progressbar=None, edge=None,
                   **kwargs):
         """Map of the edge's energy shift (eV) in every pixel, against the reconstruction.
@@ -363,8 +386,9 @@ class CVAEEELSSpectrum(LatentMethods, PlotMethods, EELSSpectrum):
 
         Parameters
         ----------
-        window : tuple of float
-            Energy window in eV (e.g. Fe L2,3 690–730 eV).
+        window : tuple of float, optional
+            Energy window in eV (e.g. Fe L2,3 690–730 eV); default as in
+            :meth:`anomaly_map`.
         method : {"cvae", "pca"}
             Reconstruction used as the reference, as in :meth:`anomaly_map`.
         n_components : int

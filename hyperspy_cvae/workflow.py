@@ -13,6 +13,7 @@ from functools import partial
 import numpy as np
 
 from ._arrays import compute_all
+from ._linescan import as_line, as_map, is_line, is_one_row, middle_row
 from ._maps import navigation_map
 from ._sources import check_lazy_source
 from ._validation import (all_spectra_identical, check_counts, check_finite_score, check_map_signal,
@@ -41,18 +42,45 @@ def fit_arguments():
 
 
 # --------------------------------------------------------------------------- CVAE
-def fit_cvae(signal, signal_range=None, train_mask=None, *, max_train_shards=None, **params):
-    """Train a :class:`~hyperspy_cvae.CVAE` on ``signal`` cropped to ``signal_range``.
+def default_fit_range(signal, edge=None):
+    """``(signal_range, source)`` for training when none is given: the fit range of the named
+    ``edge`` or of the edges of ``metadata.Sample.elements`` (:func:`~hyperspy_cvae.edges.fit_range`),
+    else the whole axis (``None``)."""
+    from .edges import fit_range, resolve_window
+
+    if edge is None and not signal.metadata.get_item("Sample.elements"):
+        return None, "the whole energy axis"
+    window, label = resolve_window(signal, edge=edge)
+    return fit_range(signal, window), f"edge {label}: its window ± FIT_MARGIN eV, clipped to the axis"
+
+
+def fit_cvae(signal, signal_range=None, train_mask=None, *, max_train_shards=None, edge=None, **params):
+    """Train a :class:`~hyperspy_cvae.CVAE` on ``signal`` cropped to ``signal_range`` (default:
+    :func:`default_fit_range`).
 
     Returns ``(cvae, model_metadata)``; the caller decides where to keep them.
     """
     from .cvae import CVAE
+
+    if signal_range is not None and edge is not None:
+        raise ValueError("Give `signal_range` (eV) or `edge` (a name), not both.")
+    source = "given"
+    if signal_range is None:
+        signal_range, source = default_fit_range(signal, edge)
 
     unknown = sorted(set(params) - set(CVAE._get_param_names()))
     if unknown:
         raise TypeError(f"fit_cvae got unknown argument(s) {unknown}; valid: {', '.join(fit_arguments())}, "
                         "device, show_progressbar.")
     cvae = CVAE(**params)
+    if is_line(signal) or is_one_row(signal):  # a map of identical rows, one shard high
+        n = signal.axes_manager.navigation_shape[0]
+        rows = resolve_shard_size(cvae.shard_size, (n, n))
+        cvae.shard_size = rows  # shards one map high: the line's whole 1D context in each
+        if train_mask is not None:
+            line_mask = pixel_mask(signal, train_mask, name="train_mask", meaning="True = learn from the pixel")
+            train_mask = np.repeat(line_mask.reshape(1, -1), rows, axis=0)
+        signal = as_map(signal, rows)
     nav = tuple(signal.axes_manager.navigation_shape[::-1])
     min_size = resolve_shard_size(cvae.shard_size, nav) if len(nav) == 2 else 8
     check_map_signal(signal, min_size=min_size, what="fit_cvae")
@@ -66,7 +94,8 @@ def fit_cvae(signal, signal_range=None, train_mask=None, *, max_train_shards=Non
                           "units": str(ax.units)},
              max_train_shards=max_train_shards)
     cvae.signal_range_ = list(sr)
-    info = {"checksum": cvae.checksum(), "signal_range": list(sr), "latent_dim": int(cvae.latent_dim),
+    info = {"checksum": cvae.checksum(), "signal_range": list(sr), "signal_range_source": source,
+            "latent_dim": int(cvae.latent_dim),
             "beta": float(cvae.beta), "fit_seconds": float(cvae.fit_seconds_),
             "package_version": __version__}
     return cvae, info
@@ -94,6 +123,13 @@ def cvae_decomposition(signal, cvae, *, stride=None, batch_size=None, device="au
 
     cvae.to(device)
     s_size = int(cvae.shard_size_)
+    if is_line(signal) or is_one_row(signal):  # the middle row of a map of identical rows
+        rec, results = cvae_decomposition(as_map(signal, s_size), cvae, stride=stride, batch_size=batch_size,
+                                          device=device, show_progressbar=show_progressbar, chunk=chunk)
+        rec = middle_row(rec)
+        rec.metadata.set_item("CVAE.reconstruction.line_scan",
+                              f"the line as {s_size} identical rows; the middle row is returned")
+        return (as_line(rec) if is_line(signal) else rec), results
     check_map_signal(signal, min_size=s_size, what="cvae_decomposition")
     check_lazy_source(signal)
     cropped = crop_to_model(signal, cvae)
@@ -139,7 +175,7 @@ def reconstruct(signal, method, window, *, n_components=3, cvae=None, show_progr
     ``"cvae"`` uses ``cvae`` or ``signal.cvae``; with none and ``fit_cvae``
     arguments in ``kwargs`` it fits one first (through ``signal.fit_cvae``, so
     the model is attached to the signal) on ``signal_range`` (default: the
-    window ± 20 eV, clipped to the axis). Other ``kwargs`` go to HyperSpy's
+    window ± ``FIT_MARGIN`` eV, clipped to the axis). Other ``kwargs`` go to HyperSpy's
     ``decomposition`` (PCA) or to :func:`cvae_decomposition` (CVAE).
     """
     from .baselines import pca_reconstruction
@@ -157,10 +193,9 @@ def reconstruct(signal, method, window, *, n_components=3, cvae=None, show_progr
                 "No fitted CVAE on this signal: call `s.fit_cvae(...)` first, pass `cvae=`, "
                 "or pass fit_cvae arguments (e.g. `epochs=20, random_state=0`) to fit one now.")
         if "signal_range" not in fit_kw:
-            axis = energy_axis(signal)
-            lo = max(float(window[0]) - 20.0, float(axis.axis[0]))
-            hi = min(float(window[1]) + 20.0, float(axis.axis[-1] + axis.scale))
-            fit_kw["signal_range"] = (lo, hi)
+            from .edges import fit_range
+
+            fit_kw["signal_range"] = fit_range(signal, window)
         cvae = signal.fit_cvae(show_progressbar=show_progressbar, **fit_kw)
     elif fit_kw:
         raise ValueError(f"A fitted CVAE exists; fit arguments {sorted(fit_kw)} would be ignored. "
@@ -170,23 +205,37 @@ def reconstruct(signal, method, window, *, n_components=3, cvae=None, show_progr
 
 
 def _checked_input(signal, window, edge=None):
-    """The scoring window on ``signal``'s axis (from ``edge``, a name such as "Fe_L2,3", when
-    given), after the checks every score needs."""
-    if edge is not None:
-        from .edges import edge_window
+    """``(window, edge)``: the scoring window on ``signal``'s axis and the edge name it came from
+    (:func:`~hyperspy_cvae.edges.resolve_window`: ``window``, a named ``edge`` or the edges of
+    ``metadata.Sample.elements``), after the checks every score needs."""
+    from .edges import resolve_window
 
-        win = energy_window(signal, edge_window(edge), name=f"window of edge {edge!r}")
-    else:
-        win = energy_window(signal, window)
-    check_map_signal(signal, min_size=2, what="anomaly_map")
+    window, edge = resolve_window(signal, window, edge)
+    name = "window" if edge is None else f"window of edge {edge!r}"
+    win = energy_window(signal, window, name=name)
+    check_map_signal(signal, min_size=1 if is_one_row(signal) else 2, what="anomaly_map")
     if not signal._lazy:
         check_counts(signal.data, name="The signal")
     check_lazy_source(signal)
-    return win
+    return win, edge
+
+
+def _on_line(function, signal, cvae, navigation_mask, **kwargs):
+    """``function`` (anomaly_map or shift_map) of a line scan, run on the line as a one-row map;
+    a model fitted on the way is attached to the line."""
+    row = as_map(signal, 1)
+    cvae = cvae if cvae is not None else getattr(signal, "cvae", None)
+    if navigation_mask is not None:
+        kwargs["navigation_mask"] = navigation_mask_array(signal, navigation_mask).reshape(1, -1)
+    out = function(row, cvae=cvae, **kwargs)
+    if cvae is None and getattr(row, "cvae", None) is not None:
+        signal.cvae = row.cvae
+        signal.metadata.set_item("CVAE.model", row.metadata.CVAE.model.as_dictionary())
+    return out
 
 
 # ------------------------------------------------------------------------ scores
-def anomaly_map(signal, method="pca", window=(690.0, 730.0), *, n_components=3, threshold="otsu",
+def anomaly_map(signal, method="pca", window=None, *, n_components=3, threshold="otsu",
                 score="shift", cvae=None, show_progressbar=None, max_shift=10.0, navigation_mask=None,
                 edge=None, **kwargs):
     """Score every pixel and classify anomalies; see ``CVAEEELSSpectrum.anomaly_map``.
@@ -198,10 +247,17 @@ def anomaly_map(signal, method="pca", window=(690.0, 730.0), *, n_components=3, 
 
     if score not in SCORES:
         raise ValueError(f"`score` must be one of {tuple(SCORES)}, got {score!r}.")
+    if is_line(signal):
+        res = _on_line(anomaly_map, signal, cvae, navigation_mask, method=method, window=window,
+                       n_components=n_components, threshold=threshold, score=score,
+                       show_progressbar=show_progressbar, max_shift=max_shift, edge=edge, **kwargs)
+        return AnomalyResult(as_line(res.score), as_line(res.mask), original=as_line(res.original),
+                             reconstruction=as_line(res.reconstruction), window=res.window,
+                             method=res.method, labels=as_line(res.labels))
     if navigation_mask is not None:
         check_map_signal(signal, min_size=1, what="anomaly_map")
         navigation_mask = navigation_mask_array(signal, navigation_mask)
-    win = _checked_input(signal, window, edge)
+    win, edge = _checked_input(signal, window, edge)
     if method == "rx":
         smap = rx_map(signal, win, n_components=n_components, **kwargs)
         label, original, rec = smap.metadata.CVAE.score.method, signal, None
@@ -213,16 +269,20 @@ def anomaly_map(signal, method="pca", window=(690.0, 730.0), *, n_components=3, 
         label = rec.metadata.CVAE.reconstruction.method
     if navigation_mask is not None:
         smap = leave_out(smap, navigation_mask)
-    mask = None
+    mask = labels = None
     if threshold is not None:
+        from .scores.labels import label_pixels
+
         smap, mask = _threshold(smap, original, win, threshold, navigation_mask, threshold_anomalies)
+        labels = label_pixels(original, win, mask.data, edge=edge)
     for sig in (smap, mask):
         if sig is not None:
             if edge is not None:
                 sig.metadata.set_item("CVAE.score.edge", str(edge))
             sig.metadata.set_item("CVAE.method", label)
             sig.metadata.set_item("CVAE.source", signal.metadata.General.title)
-    return AnomalyResult(smap, mask, original=original, reconstruction=rec, window=win, method=label)
+    return AnomalyResult(smap, mask, original=original, reconstruction=rec, window=win, method=label,
+                         labels=labels)
 
 
 def _threshold(smap, original, win, threshold, navigation_mask, threshold_anomalies):
@@ -244,16 +304,26 @@ def _threshold(smap, original, win, threshold, navigation_mask, threshold_anomal
     return smap, mask
 
 
-def shift_map(signal, window=(690.0, 730.0), method="cvae", *, n_components=3, cvae=None,
+def shift_map(signal, window=None, method="cvae", *, n_components=3, cvae=None,
               max_shift=10.0, show_progressbar=None, edge=None, **kwargs):
     """``(shift, sigma)`` maps in eV against the reconstruction; see ``CVAEEELSSpectrum.shift_map``."""
     from .scores import shift_map as _shift_map
 
-    win = _checked_input(signal, window, edge)
+    if is_line(signal):
+        shift, sigma = _on_line(shift_map, signal, cvae, None, window=window, method=method,
+                                n_components=n_components, max_shift=max_shift,
+                                show_progressbar=show_progressbar, edge=edge, **kwargs)
+        return as_line(shift), as_line(sigma)
+
+    win, edge = _checked_input(signal, window, edge)
     original, rec = reconstruct(signal, method, win, n_components=n_components, cvae=cvae,
                                 show_progressbar=show_progressbar, **kwargs)
     win = energy_window(original, win, axis_name="the model's energy range")
-    return _shift_map(original, rec, win, max_shift=max_shift)
+    shift, sigma = _shift_map(original, rec, win, max_shift=max_shift)
+    if edge is not None:
+        for sig in (shift, sigma):
+            sig.metadata.set_item("CVAE.score.edge", str(edge))
+    return shift, sigma
 
 
 def parse_method(m, n_components=3):
@@ -271,8 +341,8 @@ def parse_method(m, n_components=3):
     return name, k
 
 
-def compare_methods(signal, methods=("cvae", "pca"), window=(690.0, 730.0), *, score="pcc",
-                    n_components=3, cvae=None, threshold="otsu", **decomposition_kwargs):
+def compare_methods(signal, methods=("cvae", "pca"), window=None, *, score="pcc",
+                    n_components=3, cvae=None, threshold="otsu", edge=None, **decomposition_kwargs):
     """``{label: AnomalyResult}`` of :func:`anomaly_map` for each method (PCC by default, the
     paper's comparison)."""
     out = {}
@@ -280,7 +350,7 @@ def compare_methods(signal, methods=("cvae", "pca"), window=(690.0, 730.0), *, s
         name, k = parse_method(m, n_components)
         kw = decomposition_kwargs if name == "pca" else {}
         res = anomaly_map(signal, name, window, n_components=k, threshold=threshold, score=score,
-                          cvae=cvae, **kw)
+                          cvae=cvae, edge=edge, **kw)
         out[res.method] = res
     return out
 

@@ -38,3 +38,41 @@ def test_edge_outside_the_axis_names_the_edge():
     s = bifeo3_si((16, 16), random_state=0).isig[680.0:740.0]
     with pytest.raises(ValueError, match="edge 'O_K'"):
         s.anomaly_map("pca", n_components=3, edge="O_K")
+
+
+def test_no_window_no_edge_no_elements_lists_the_edges_in_the_axis():
+    s = bifeo3_si((12, 12), random_state=0)
+    del s.metadata.Sample
+    for call in (lambda: s.anomaly_map("pca", n_components=3), lambda: s.shift_map(method="pca"),
+                 lambda: s.inject_shift(1.0)):
+        with pytest.raises(ValueError, match="Which edge.*Fe_L2,3.*O_K|Which edge.*O_K.*Fe_L2,3"):
+            call()
+
+
+def test_sample_elements_give_the_window_and_the_fit_range():
+    from hyperspy_cvae.edges import FIT_MARGIN, resolve_window
+
+    s = bifeo3_si((12, 12), random_state=0)
+    s.metadata.Sample.elements = ["O", "Fe"]
+    (lo, hi), label = resolve_window(s)
+    assert label == "O_K+Fe_L2,3" and (lo, hi) == (532.0 - PRE_EDGE, 721.0 + POST_EDGE)
+    s.metadata.Sample.elements = ["Cu"]                     # no Cu edge in 420-780 eV
+    with pytest.raises(ValueError, match="Cu.*no.*major edge|has a major edge"):
+        resolve_window(s)
+    with pytest.raises(ValueError, match="not both"):
+        resolve_window(s, window=(690.0, 730.0), edge="Fe_L3")
+    s = bifeo3_si((12, 12), random_state=0)
+    z = s.anomaly_map("pca", n_components=3)
+    assert z.window.as_list() == list(edge_window("Fe_L2,3"))
+    assert z.score.metadata.CVAE.score.edge == "Fe_L2,3"
+    cut = s.isig[650.0:780.0]
+    cvae = cut.fit_cvae(shard_size=8, latent_dim=4, epochs=1, random_state=0, show_progressbar=False)
+    lo, hi = edge_window("Fe_L2,3")
+    assert cvae.signal_range_ == pytest.approx([lo - FIT_MARGIN, hi + FIT_MARGIN], abs=0.3)  # channel grid
+    assert "Fe_L2,3" in cut.metadata.CVAE.model.signal_range_source
+
+
+def test_edge_window_is_clipped_to_the_axis():
+    s = bifeo3_si((12, 12), random_state=0).isig[700.0:735.0]
+    z = s.anomaly_map("pca", n_components=3, edge="Fe_L2,3")
+    assert z.window.as_list() == pytest.approx([700.0, 735.0], abs=0.3)  # the axis, not 693-741

@@ -58,7 +58,8 @@ def test_truth_mask_geometry_and_metadata(small_cube):
     assert truth.axes_manager.signal_shape == (48, 48)
     assert truth.axes_manager[0].units == "nm" and truth.axes_manager[0].scale == pytest.approx(0.1)
     inj = out.metadata.CVAE.injection
-    assert inj.dE == 2.5 and inj.window == [690.0, 730.0] and inj.random_state == 7
+    # no window given: the Fe L2,3 window from metadata.Sample.elements of the synthetic cube
+    assert inj.dE == 2.5 and inj.window == [693.0, 741.0] and inj.random_state == 7
     np.testing.assert_array_equal(inj.mask.data, truth.data)
     again, truth2 = small_cube.inject_shift(2.5, n_clusters=3, cluster_size=5, random_state=7,
                                             return_mask=True)
@@ -93,7 +94,7 @@ def test_bad_windows(small_cube, window, match):
 
 def test_dE_larger_than_window(small_cube):
     with pytest.raises(ValueError, match="window width"):
-        small_cube.inject_shift(45.0)
+        small_cube.inject_shift(50.0)  # the default window (Fe L2,3) is 48 eV wide
 
 
 def test_cluster_mask_errors():

@@ -8,14 +8,14 @@ from conftest import WINDOW, data_hash
 def test_pca_path_equals_plain_hyperspy(small_cube):
     s = small_cube.inject_shift(4.0, n_clusters=2, random_state=1)
     before = data_hash(s)
-    pcc, mask = s.anomaly_map("pca", n_components=3, score="pcc")
+    pcc, mask = s.anomaly_map("pca", WINDOW, n_components=3, score="pcc")
     assert data_hash(s) == before
     manual = s.deepcopy()
     manual.decomposition(print_info=False)
     ref = pcc_map(s, manual.get_decomposition_model(3), WINDOW)
     np.testing.assert_allclose(pcc.data, ref.data, atol=1e-8)
     # The default score is the shift likelihood ratio against the same reconstruction.
-    z, _ = s.anomaly_map("pca", n_components=3)
+    z, _ = s.anomaly_map("pca", WINDOW, n_components=3)
     ref_z = shift_score_map(s, manual.get_decomposition_model(3), WINDOW)
     assert z.metadata.CVAE.score.kind == "shift"
     np.testing.assert_allclose(z.data, ref_z.data, atol=1e-8)
@@ -29,10 +29,10 @@ def test_pca_kwargs_and_lazy(small_cube):
     z, mask = s.anomaly_map("pca", n_components=4, normalize_poissonian_noise=True)  # shift score
     assert "Poisson" in z.metadata.CVAE.method
     lz = s.as_lazy()
-    z_l, mask_l = lz.anomaly_map("pca", n_components=3, threshold=None)
+    z_l, mask_l = lz.anomaly_map("pca", WINDOW, n_components=3, threshold=None)
     assert z_l._lazy and mask_l is None
     z_l.compute()
-    z_e, _ = s.anomaly_map("pca", n_components=3)
+    z_e, _ = s.anomaly_map("pca", WINDOW, n_components=3)
     np.testing.assert_allclose(z_l.data, z_e.data, atol=1e-4)
 
 
@@ -44,5 +44,7 @@ def test_anomaly_map_errors(small_cube):
     with pytest.raises(RuntimeError, match="fit_cvae"):
         small_cube.anomaly_map("cvae")
     line = small_cube.inav[:, 0]
+    z, mask = line.anomaly_map("pca")                      # a line scan: a profile along x
+    assert z.axes_manager.signal_shape == (48,) and mask.data.shape == (48,)
     with pytest.raises(ValueError, match="two navigation axes"):
-        line.anomaly_map("pca")
+        small_cube.inav[0, 0].anomaly_map("pca")          # a single spectrum

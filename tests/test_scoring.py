@@ -160,7 +160,11 @@ def test_edge_free_mask_finds_the_substrate_and_nothing_on_a_film():
         e = edge_free_mask(bifeo3_si((32, 32), dose=dose, random_state=3))
         assert not e.data.any() and e.metadata.CVAE.edge_mask.separation < 2.0
     with pytest.raises(ValueError, match="outside"):
-        edge_free_mask(f, edge=(900.0, 910.0))
+        edge_free_mask(f, edge=(900.0, 910.0), pre_edge=(880.0, 890.0))
+    with pytest.raises(ValueError, match="needs `pre_edge`"):
+        edge_free_mask(f, edge=(706.0, 711.0))
+    np.testing.assert_array_equal(edge_free_mask(f, "Fe_L3").data, m.data)
+    np.testing.assert_array_equal(edge_free_mask(f, (706.0, 711.0), (695.0, 700.0)).data, m.data)
     # leave_out: NaN where masked, a copy (the input map is untouched).
     z = f._get_navigation_signal(data=np.ones((32, 32)))
     out = leave_out(z, m.data)

@@ -9,7 +9,7 @@ from .._arrays import values_of as _values
 from .maps import plot_score_histogram, plot_score_map
 from .spectra import plot_example_spectra
 
-__all__ = ["plot_anomaly_results", "plot_comparison", "plot_method_comparison"]
+__all__ = ["plot_anomaly_results", "plot_comparison", "plot_method_comparison", "plot_labels"]
 
 
 def _check_maps(score, mask, truth):
@@ -169,5 +169,74 @@ def plot_comparison(results, truth=None, path=None, suptitle=None):
     fig.suptitle((suptitle + "   " if suptitle else "") + f"({legend})", fontsize=10)
     fig.tight_layout()
     if path is not None:
+        fig.savefig(path, dpi=110)
+    return fig
+
+
+#: Colours of the labels "bulk", "anomalous", "outlier", "no edge".
+LABEL_COLOURS = ("#d9d9d9", "#d62728", "#ff7f0e", "#1f77b4")
+
+
+def plot_labels(labels, original, reconstruction=None, window=None, path=None, title=None):
+    """What the detector saw: the label map and, for each label present, the mean spectrum of its
+    pixels (with the mean reconstruction, dashed) in the scoring window.
+
+    Parameters
+    ----------
+    labels : Signal2D (or Signal1D for a line scan) of int
+        From :func:`hyperspy_cvae.scores.label_pixels` (``result.labels``).
+    original, reconstruction : hyperspy Signal1D
+        The scored spectra and their reconstruction (optional).
+    window : EnergyWindow or (float, float), optional
+        Energy range of the spectra panel (default: the one in the labels' metadata).
+    path : str, optional
+        Also save the figure (PNG).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import ListedColormap
+    from matplotlib.patches import Patch
+
+    from .._arrays import to_numpy
+    from ..scores.labels import LABELS
+
+    codes = np.asarray(labels.data)
+    win = list(window) if window is not None else list(labels.metadata.CVAE.labels.window)
+    fig, (a0, a1) = plt.subplots(1, 2, figsize=(10, 3.8), gridspec_kw={"width_ratios": [1, 1.4]})
+    cmap = ListedColormap(LABEL_COLOURS)
+    if codes.ndim == 1:
+        a0.imshow(codes[None], cmap=cmap, vmin=-0.5, vmax=3.5, aspect="auto", interpolation="nearest")
+        a0.set_yticks([])
+        a0.set_xlabel("pixel along the line")
+    else:
+        a0.imshow(codes, cmap=cmap, vmin=-0.5, vmax=3.5, interpolation="nearest")
+        a0.set_xlabel("x (px)")
+        a0.set_ylabel("y (px)")
+    counts = {name: int((codes == i).sum()) for i, name in enumerate(LABELS)}
+    a0.legend(handles=[Patch(color=c, label=f"{n} ({counts[n]})") for n, c in zip(LABELS, LABEL_COLOURS)],
+              fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    a0.set_title("label map", fontsize=9)
+    ax_e = original.axes_manager.signal_axes[0]
+    sel = (ax_e.axis >= win[0]) & (ax_e.axis < win[1])
+    data = to_numpy(original.data).reshape((-1, ax_e.size))
+    rec = None if reconstruction is None else to_numpy(reconstruction.data).reshape((-1, reconstruction.data.shape[-1]))
+    flat = codes.ravel()
+    for i, name in enumerate(LABELS):
+        if counts[name]:
+            a1.plot(ax_e.axis[sel], data[flat == i][:, sel].mean(0), color=LABEL_COLOURS[i] if i else "k",
+                    lw=1.2, label=f"{name} (mean of {counts[name]})")
+            if rec is not None and rec.shape[-1] == ax_e.size:
+                a1.plot(ax_e.axis[sel], rec[flat == i][:, sel].mean(0), ls="--", lw=0.9,
+                        color=LABEL_COLOURS[i] if i else "k")
+    a1.set_xlabel(f"energy loss ({ax_e.units})")
+    a1.set_ylabel("mean intensity")
+    a1.set_title("mean spectra per label (dashed: reconstruction)", fontsize=9)
+    a1.legend(fontsize=7)
+    fig.suptitle(title or "What the detector saw", fontsize=10)
+    fig.tight_layout()
+    if path:
         fig.savefig(path, dpi=110)
     return fig

@@ -12,7 +12,7 @@ from .._validation import check_counts, energy_window
 __all__ = ["edge_free_mask", "leave_out"]
 
 
-def edge_free_mask(signal, edge=(706.0, 711.0), pre_edge=(695.0, 700.0), *, min_separation=2.0):
+def edge_free_mask(signal, edge=None, pre_edge=None, *, min_separation=2.0):
     """Pixels without an edge (a substrate, vacuum, a hole), for ``navigation_mask``.
 
     The edge-jump ratio — mean counts in ``edge`` over mean counts in
@@ -29,9 +29,14 @@ def edge_free_mask(signal, edge=(706.0, 711.0), pre_edge=(695.0, 700.0), *, min_
     signal : CVAEEELSSpectrum or LazyCVAEEELSSpectrum
         Spectrum image with a calibrated energy axis. A lazy signal is reduced
         to the two window means (a navigation-sized array) and computed.
-    edge, pre_edge : (float, float)
-        Energy windows in eV, on and just before the edge (defaults: the Fe L3
-        white line and the pre-edge background).
+    edge : str or (float, float), optional
+        An edge name (``"Fe_L3"``, ``"Ti_L2,3"``): the windows are then 2 eV
+        before to 3 eV after its first onset and 13 to 8 eV before it
+        (:func:`hyperspy_cvae.edges.white_line_windows`). Or a window in eV on
+        the edge, with ``pre_edge``. Default: the first edge of the elements in
+        ``metadata.Sample.elements``.
+    pre_edge : (float, float), optional
+        Window in eV just before the edge (needed with an eV ``edge``).
     min_separation : float
         Smallest separation of the two classes (see above) to call them two.
 
@@ -46,7 +51,7 @@ def edge_free_mask(signal, edge=(706.0, 711.0), pre_edge=(695.0, 700.0), *, min_
     --------
     >>> from hyperspy_cvae.synthetic import bifeo3_si
     >>> f = bifeo3_si((48, 48), substrate_fraction=0.3, random_state=0)   # bottom 14 rows: no Fe
-    >>> no_fe = edge_free_mask(f)
+    >>> no_fe = edge_free_mask(f, "Fe_L3")
     >>> int(no_fe.data.sum()), int(no_fe.data[:34].sum()), no_fe.metadata.CVAE.edge_mask.decision
     (670, 0, 'two populations')
     >>> int(edge_free_mask(bifeo3_si((48, 48), random_state=0)).data.sum())   # Fe everywhere
@@ -54,6 +59,15 @@ def edge_free_mask(signal, edge=(706.0, 711.0), pre_edge=(695.0, 700.0), *, min_
     """
     from skimage.filters import threshold_otsu
 
+    from ..edges import resolve_window, white_line_windows
+
+    if edge is None or isinstance(edge, str):
+        name = edge if edge is not None else resolve_window(signal)[1].split("+")[0]
+        edge, default_pre = white_line_windows(name)
+        pre_edge = default_pre if pre_edge is None else pre_edge
+    elif pre_edge is None:
+        raise ValueError("`edge` in eV needs `pre_edge` too, e.g. edge=(706., 711.), pre_edge=(695., 700.); "
+                         "or name the edge: edge='Fe_L3'.")
     edge = energy_window(signal, edge, name="edge")
     pre_edge = energy_window(signal, pre_edge, name="pre_edge")
     num, den = compute_all(signal.data[..., edge.slice].mean(-1), signal.data[..., pre_edge.slice].mean(-1))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._validation import energy_window
 from ._common import per_spectrum, provenance, reconstruction_label, score_signal
 
 __all__ = ["pearson", "pcc_map", "poisson_deviance", "deviance_map"]
@@ -42,7 +43,7 @@ def pearson(a, b):
     return r.clip(-1.0, 1.0) if hasattr(r, "clip") else np.clip(r, -1.0, 1.0)
 
 
-def pcc_map(original, reconstruction, window=(690.0, 730.0)):
+def pcc_map(original, reconstruction, window=None):
     """Per-pixel Pearson correlation between two spectrum images inside an eV window.
 
     Parameters
@@ -69,6 +70,7 @@ def pcc_map(original, reconstruction, window=(690.0, 730.0)):
     >>> pcc.axes_manager.signal_shape
     (24, 24)
     """
+    window = energy_window(original, window)
     r = per_spectrum(pearson, original, reconstruction, window)
     method = reconstruction_label(reconstruction)
     return score_signal(original, r, kind="pcc", anomalous="low", window=window,
@@ -117,7 +119,7 @@ def poisson_deviance(y, r):
     return np.where(y.sum(-1) > 0, d, np.nan)  # no counts: nothing to compare, not a perfect fit
 
 
-def deviance_map(original, reconstruction, window=(690.0, 730.0)):
+def deviance_map(original, reconstruction, window=None):
     """Per-pixel Poisson deviance per channel between data and reconstruction in a window.
 
     A noise-aware alternative to :func:`pcc_map` (see :func:`poisson_deviance`):
@@ -146,6 +148,7 @@ def deviance_map(original, reconstruction, window=(690.0, 730.0)):
     >>> 0.8 < float(dev.data.mean()) < 1.3
     True
     """
+    window = energy_window(original, window)
     d = per_spectrum(poisson_deviance, original, reconstruction, window)
     method = reconstruction_label(reconstruction)
     return score_signal(original, d, kind="deviance", anomalous="high", window=window,

@@ -183,7 +183,7 @@ def _shift_arrays(original, reconstruction, window, max_shift):
     return axis, out
 
 
-def shift_analysis(original, reconstruction, window=(690.0, 730.0), max_shift=10.0):
+def shift_analysis(original, reconstruction, window=None, max_shift=10.0):
     """Shift map, its uncertainty and the shift score from one likelihood scan.
 
     See :func:`estimate_shift` (Poisson likelihood of the counts against the
@@ -225,6 +225,7 @@ def shift_analysis(original, reconstruction, window=(690.0, 730.0), max_shift=10
     >>> bool(res["score"].data[m.data].min() > res["score"].data[~m.data].max())
     True
     """
+    window = energy_window(original, window)
     axis, out = _shift_arrays(original, reconstruction, window, max_shift)
     method = reconstruction_label(reconstruction)
     units = axis.units or "eV"
@@ -249,13 +250,13 @@ def shift_analysis(original, reconstruction, window=(690.0, 730.0), max_shift=10
     return {"shift": shift, "sigma": sigma, "score": score, "flag": flag}
 
 
-def shift_map(original, reconstruction, window=(690.0, 730.0), max_shift=10.0):
+def shift_map(original, reconstruction, window=None, max_shift=10.0):
     """``(shift, sigma)`` maps in eV; see :func:`shift_analysis`."""
     res = shift_analysis(original, reconstruction, window, max_shift)
     return res["shift"], res["sigma"]
 
 
-def shift_score_map(original, reconstruction, window=(690.0, 730.0), max_shift=10.0):
+def shift_score_map(original, reconstruction, window=None, max_shift=10.0):
     """Shift-aware anomaly score map (high = anomalous); see :func:`shift_analysis`."""
     return shift_analysis(original, reconstruction, window, max_shift)["score"]
 

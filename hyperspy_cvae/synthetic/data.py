@@ -175,6 +175,9 @@ def bifeo3_si(shape=(192, 192), *, offset=420.0, scale=0.3, size=1200, dose=150.
     CVAEEELSSpectrum or tuple
         The calibrated spectrum image (navigation axes ``x``, ``y`` in nm, energy
         axis in eV), and the expected counts if ``return_expected``.
+        ``metadata.Sample.elements`` is ``["Fe"]``, the element whose edge carries
+        the anomalies, so scoring windows default to Fe L2,3 (693–741 eV) on this
+        cube; measured data carry no such default.
 
     Examples
     --------
@@ -267,6 +270,8 @@ def bifeo3_si(shape=(192, 192), *, offset=420.0, scale=0.3, size=1200, dose=150.
             ax.name, ax.units, ax.scale, ax.offset = name, "nm", pixel_size, 0.0
         ax_e.name, ax_e.units, ax_e.scale, ax_e.offset = "Energy loss", "eV", scale, offset
         s.metadata.set_item("Signal.quantity", "Counts")
+        # The element whose edge carries the anomalies: scoring windows default to Fe L2,3.
+        s.metadata.set_item("Sample.elements", ["Fe"])
         s.metadata.set_item("Acquisition_instrument.TEM.beam_energy", 300.0)
         s.metadata.set_item("Acquisition_instrument.TEM.Detector.EELS.collection_angle", 50.0)
         s.metadata.set_item("Acquisition_instrument.TEM.convergence_angle", 30.0)
