@@ -15,6 +15,8 @@ POST_EDGE = 20.0
 #: eV the default fit range adds on each side of the scoring window (more pre-edge background for the
 #: model to learn, and the tail after the edge), clipped to the axis.
 FIT_MARGIN = 20.0
+#: Fewest channels of a default fit range (the network takes 16 at least; 32 leaves it room).
+MIN_FIT_CHANNELS = 32
 
 
 def _binding_energies(element):
@@ -208,7 +210,7 @@ def resolve_window(signal, window=None, edge=None):
 def fit_range(signal, window):
     """The default training range for scoring ``window``: the window ± :data:`FIT_MARGIN` eV,
     clipped to the energy axis, so that the model sees the edge, its pre-edge background and its
-    post-edge.
+    post-edge; widened about its centre to :data:`MIN_FIT_CHANNELS` channels on a coarse axis.
 
     Examples
     --------
@@ -216,8 +218,19 @@ def fit_range(signal, window):
     >>> fit_range(bifeo3_si((8, 8), random_state=0), (693.0, 741.0))
     (673.0, 761.0)
     """
+    from ._validation import energy_axis
+
     first, last = _axis_range(signal)
-    return max(float(window[0]) - FIT_MARGIN, first), min(float(window[1]) + FIT_MARGIN, last)
+    lo, hi = float(window[0]) - FIT_MARGIN, float(window[1]) + FIT_MARGIN
+    least = MIN_FIT_CHANNELS * float(energy_axis(signal).scale)
+    if hi - lo < least:  # e.g. 8 eV/channel: the margins alone hold too few channels
+        centre = 0.5 * (lo + hi)
+        lo, hi = centre - least / 2, centre + least / 2
+        if lo < first:
+            lo, hi = first, first + least
+        if hi > last:
+            lo, hi = max(last - least, first), last
+    return max(lo, first), min(hi, last)
 
 
 def white_line_windows(edge):

@@ -76,3 +76,13 @@ def test_edge_window_is_clipped_to_the_axis():
     s = bifeo3_si((12, 12), random_state=0).isig[700.0:735.0]
     z = s.anomaly_map("pca", n_components=3, edge="Fe_L2,3")
     assert z.window.as_list() == pytest.approx([700.0, 735.0], abs=0.3)  # the axis, not 693-741
+
+
+def test_fit_range_on_a_coarse_axis_holds_enough_channels():
+    from hyperspy_cvae.edges import MIN_FIT_CHANNELS, fit_range
+
+    s = bifeo3_si((4, 4), offset=420.0, scale=8.0, size=50, random_state=0)   # 420-820 eV
+    lo, hi = fit_range(s, (693.0, 741.0))
+    assert hi - lo == pytest.approx(MIN_FIT_CHANNELS * 8.0) and lo < 693.0 and hi > 741.0
+    lo, hi = fit_range(s, (790.0, 815.0))                                       # at the axis end
+    assert hi == pytest.approx(820.0) and hi - lo == pytest.approx(MIN_FIT_CHANNELS * 8.0)
