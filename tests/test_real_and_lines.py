@@ -50,6 +50,10 @@ def test_line_scan_end_to_end_pca_and_cvae():
     res = bad.anomaly_map("pca", WINDOW, n_components=1)  # 40 spectra: 2 components absorb 2 shifted ones
     assert res.score.axes_manager.signal_shape == (40,) and res.labels.data.shape == (40,)
     assert res.score.data[truth].min() > np.percentile(res.score.data[~truth], 90)
+    import matplotlib.pyplot as plt
+
+    plt.close(res.plot(truth=truth))                             # the profile drawn as one row
+    plt.close(res.plot_labels())
     cut = bad.isig[670.0:750.0]
     cvae = cut.fit_cvae(latent_dim=8, epochs=2, random_state=0, show_progressbar=False)
     assert cvae.shard_size_ == 20                                 # "auto" on 40 pixels; rows = shard

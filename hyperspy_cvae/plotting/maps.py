@@ -12,12 +12,17 @@ _DETECTED, _MISSED, _FALSE, _FLAGGED = "white", "red", "orange", "white"
 
 
 def _map_geometry(sig):
-    """Extent (for imshow) and labels of a Signal2D's calibrated axes."""
+    """Extent (for imshow) and labels of a Signal2D's calibrated axes (a line scan's profile, a
+    Signal1D, is drawn as one row)."""
+    label = lambda a: f"{a.name} ({a.units})" if str(a.units) not in ("", "<undefined>") else str(a.name)  # noqa: E731
+    if len(sig.axes_manager.signal_axes) == 1:
+        (ax_x,) = sig.axes_manager.signal_axes
+        xs, sx = ax_x.axis, ax_x.scale
+        return [xs[0] - sx / 2, xs[-1] + sx / 2, 0.5, -0.5], label(ax_x), ""
     ax_x, ax_y = sig.axes_manager.signal_axes
     sx, sy = ax_x.scale, ax_y.scale
     xs, ys = ax_x.axis, ax_y.axis
     extent = [xs[0] - sx / 2, xs[-1] + sx / 2, ys[-1] + sy / 2, ys[0] - sy / 2]
-    label = lambda a: f"{a.name} ({a.units})" if str(a.units) not in ("", "<undefined>") else str(a.name)  # noqa: E731
     return extent, label(ax_x), label(ax_y)
 
 
@@ -85,6 +90,8 @@ def plot_score_map(score, mask=None, truth=None, ax=None, cmap=None, colorbar=Tr
     if ax is None:
         _, ax = plt.subplots(figsize=(4.2, 3.6))
     v = _values(score).astype(float)
+    line = v.ndim == 1
+    v = v[None] if line else v
     if hasattr(score, "axes_manager"):
         extent, xl, yl = _map_geometry(score)
     else:
@@ -93,11 +100,13 @@ def plot_score_map(score, mask=None, truth=None, ax=None, cmap=None, colorbar=Tr
             if hasattr(score, "metadata") else False)
     lo, hi = np.nanpercentile(v, [0.5, 99.5])
     im = ax.imshow(v, cmap=cmap or ("magma" if high else "viridis"), vmin=lo, vmax=hi,
-                   extent=extent, interpolation="nearest")
+                   extent=extent, interpolation="nearest", aspect="auto" if line else None)
+    if line:
+        ax.set_yticks([])
     handles = []
-    m = None if mask is None else _values(mask).astype(bool)
+    m = None if mask is None else _values(mask).astype(bool).reshape(v.shape)
     if truth is not None:
-        t = _values(truth).astype(bool)
+        t = _values(truth).astype(bool).reshape(v.shape)
         m = np.zeros_like(t) if m is None else m
         for sel, col, lab in ((m & t, _DETECTED, "detected"), (t & ~m, _MISSED, "missed"),
                               (m & ~t, _FALSE, "false alarm")):

@@ -91,11 +91,13 @@ def plot_example_spectra(original, reconstruction, score, mask=None, window=None
     peak = 0.0
     skind = score.metadata.get_item("CVAE.score.kind", "score") if hasattr(score, "metadata") else "score"
     skind = "PCC" if skind == "pcc" else skind
-    for (iy, ix), col, lab in ((normal, "tab:blue", "normal"), (anomalous, "tab:red", kind)):
-        spec = _values(original.inav[ix, iy])
-        rec = _values(reconstruction.inav[ix, iy])
+    for idx, col, lab in ((normal, "tab:blue", "normal"), (anomalous, "tab:red", kind)):
+        nav = tuple(int(i) for i in idx[::-1])  # inav takes (x, y); a line scan has (x,)
+        spec = _values(original.inav[nav])
+        rec = _values(reconstruction.inav[nav])
+        where = ",".join(str(int(i)) for i in idx)
         ax.plot(eo.axis[so], spec[so], color=col, lw=0.7, alpha=0.55,
-                label=f"{lab} [{iy},{ix}] {skind} {v[iy, ix]:.3f}")
+                label=f"{lab} [{where}] {skind} {v[tuple(idx)]:.3f}")
         ax.plot(er.axis[sr], rec[sr], color=col, lw=1.6, label="its reconstruction")
         peak = max(peak, float(np.nanmax(spec[so])))
     if window is not None:
