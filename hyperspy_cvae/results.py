@@ -35,6 +35,13 @@ class AnomalyResult:
         (a glitch) or "no edge" (vacuum, a substrate), as codes into
         :data:`hyperspy_cvae.scores.LABELS`
         (:func:`hyperspy_cvae.scores.label_pixels`; None without a threshold).
+    pooled : Signal2D or None
+        With ``anomaly_map(spatial=...)``: the per-pixel scores pooled over
+        several box sizes (:func:`hyperspy_cvae.scores.pool_scores`); the mask
+        is then the pooled one, at the false-discovery rate ``fdr``.
+    regions : list of dict or None
+        With ``spatial``: one row per flagged region (area, centroid, mean
+        score, smallest adjusted p-value).
 
     Examples
     --------
@@ -46,8 +53,11 @@ class AnomalyResult:
     ('PCA(3)', '690-730 eV', 'PCA(3)')
     """
 
-    def __init__(self, score, mask, *, original, reconstruction, window, method, labels=None):
+    def __init__(self, score, mask, *, original, reconstruction, window, method, labels=None,
+                 pooled=None, regions=None):
         self.labels = labels
+        self.pooled = pooled
+        self.regions = regions
         self.score = score
         self.mask = mask
         self.original = original

@@ -237,7 +237,7 @@ def _on_line(function, signal, cvae, navigation_mask, **kwargs):
 # ------------------------------------------------------------------------ scores
 def anomaly_map(signal, method="pca", window=None, *, n_components=3, threshold="otsu",
                 score="shift", cvae=None, show_progressbar=None, max_shift=10.0, navigation_mask=None,
-                edge=None, **kwargs):
+                edge=None, spatial=None, fdr=0.05, **kwargs):
     """Score every pixel and classify anomalies; see ``CVAEEELSSpectrum.anomaly_map``.
 
     Returns an :class:`~hyperspy_cvae.results.AnomalyResult`.
@@ -247,13 +247,16 @@ def anomaly_map(signal, method="pca", window=None, *, n_components=3, threshold=
 
     if score not in SCORES:
         raise ValueError(f"`score` must be one of {tuple(SCORES)}, got {score!r}.")
+    spatial = _spatial_scales(spatial)
     if is_line(signal):
         res = _on_line(anomaly_map, signal, cvae, navigation_mask, method=method, window=window,
                        n_components=n_components, threshold=threshold, score=score,
-                       show_progressbar=show_progressbar, max_shift=max_shift, edge=edge, **kwargs)
+                       show_progressbar=show_progressbar, max_shift=max_shift, edge=edge,
+                       spatial=spatial, fdr=fdr, **kwargs)
         return AnomalyResult(as_line(res.score), as_line(res.mask), original=as_line(res.original),
                              reconstruction=as_line(res.reconstruction), window=res.window,
-                             method=res.method, labels=as_line(res.labels))
+                             method=res.method, labels=as_line(res.labels), pooled=as_line(res.pooled),
+                             regions=res.regions)
     if navigation_mask is not None:
         check_map_signal(signal, min_size=1, what="anomaly_map")
         navigation_mask = navigation_mask_array(signal, navigation_mask)
@@ -265,15 +268,27 @@ def anomaly_map(signal, method="pca", window=None, *, n_components=3, threshold=
         original, rec = reconstruct(signal, method, win, n_components=n_components, cvae=cvae,
                                     show_progressbar=show_progressbar, **kwargs)
         win = energy_window(original, win, axis_name="the model's energy range")
-        smap = score_map(original, rec, win, score, max_shift=max_shift)
+        shift = None
+        if spatial is not None and score == "shift":  # the signed evidence needs the shift's sign
+            from .scores import shift_analysis
+
+            analysis = shift_analysis(original, rec, win, max_shift)
+            smap, shift = analysis["score"], analysis["shift"]
+        else:
+            smap = score_map(original, rec, win, score, max_shift=max_shift)
         label = rec.metadata.CVAE.reconstruction.method
     if navigation_mask is not None:
         smap = leave_out(smap, navigation_mask)
-    mask = labels = None
+    mask = labels = pooled = regions = None
+    if threshold is None and spatial is not None:
+        raise ValueError("`spatial` pooling makes the mask; it needs a threshold (keep the default).")
     if threshold is not None:
         from .scores.labels import label_pixels
 
         smap, mask = _threshold(smap, original, win, threshold, navigation_mask, threshold_anomalies)
+        if spatial is not None:
+            pooled, mask, regions = _pooled(smap, mask, spatial, fdr,
+                                            None if method == "rx" else shift)
         labels = label_pixels(original, win, mask.data, edge=edge)
     for sig in (smap, mask):
         if sig is not None:
@@ -282,7 +297,58 @@ def anomaly_map(signal, method="pca", window=None, *, n_components=3, threshold=
             sig.metadata.set_item("CVAE.method", label)
             sig.metadata.set_item("CVAE.source", signal.metadata.General.title)
     return AnomalyResult(smap, mask, original=original, reconstruction=rec, window=win, method=label,
-                         labels=labels)
+                         labels=labels, pooled=pooled, regions=regions)
+
+
+def _spatial_scales(spatial):
+    """``spatial`` of anomaly_map as a tuple of odd box sizes, or None (per pixel)."""
+    from .scores.spatial import SCALES
+
+    if spatial is None or spatial is False:
+        return None
+    if isinstance(spatial, str):
+        if spatial != "auto":
+            raise ValueError(f"`spatial` must be None, 'auto' or a sequence of odd box sizes, got {spatial!r}.")
+        return SCALES
+    if not isinstance(spatial, (tuple, list)):
+        raise ValueError(f"`spatial` must be None, 'auto' or a sequence of odd box sizes, got {spatial!r}.")
+    return tuple(spatial)  # checked by pool_scores
+
+
+def _pooled(smap, mask, scales, fdr, shift=None):
+    """The per-pixel evidence pooled over ``scales`` (:func:`~hyperspy_cvae.scores.spatial.pool_scores`):
+    ``(pooled map, mask at FDR ``fdr``, region table)``. With the ``shift`` map the evidence is
+    signed (``sign(shift) · score``, two-sided); otherwise the score's normal scores
+    (:func:`~hyperspy_cvae.scores.spatial.gaussianise`, one-sided). The per-pixel mask's metadata
+    is kept under ``metadata.CVAE.threshold.per_pixel``."""
+    from .scores.spatial import gaussianise, pool_scores, region_table
+
+    z = np.asarray(smap.data, float)
+    if shift is not None:
+        sign = np.sign(np.nan_to_num(np.asarray(shift.data, float), nan=1.0))
+        evidence, two_sided, kind = np.where(sign == 0, 1.0, sign) * z, True, "sign(shift) · shift score"
+    else:
+        high = smap.metadata.get_item("CVAE.score.anomalous", "high") == "high"
+        evidence, two_sided, kind = gaussianise(z if high else -z), False, "normal scores of the score's ranks"
+    if evidence.ndim == 1 or 1 in evidence.shape:  # a line scan (or its one-row map): square sizes
+        scales = tuple(s for s in scales if isinstance(s, int)) or (1,)
+    out = pool_scores(evidence, scales, alpha=fdr, two_sided=two_sided)
+    title = smap.metadata.General.title
+    pooled = navigation_map(smap, out["pooled"], f"Pooled evidence ({title})", metadata={"CVAE.spatial": {
+        "scales": [str(s) for s in out["scales"]], "fdr": out["alpha"], "evidence": kind,
+        "two_sided": two_sided,
+        "null": "the bulk's median and robust s.d.; box sums of standardised evidence are N(0, 1)",
+        "null_median": out["null"]["median"], "null_robust_sd": out["null"]["robust_sd"],
+        "statistic": "largest standardised box sum over the scales"}})
+    scales_txt = [str(s) for s in out["scales"]]
+    new = navigation_map(smap, out["mask"], f"Anomalies, pooled over {', '.join(scales_txt)} px (FDR {fdr:g})")
+    new.metadata.set_item("CVAE.threshold", {
+        "method": "spatial", "scales": scales_txt, "fdr": out["alpha"],
+        "n_flagged": int(out["mask"].sum()), "per_pixel": mask.metadata.CVAE.threshold.as_dictionary()})
+    axes = [a for a in smap.axes_manager.signal_axes][::-1]
+    regions = region_table(out["mask"], score=z, q=out["q"], axes=axes,
+                           shift=None if shift is None else np.asarray(shift.data, float))
+    return pooled, new, regions
 
 
 def _threshold(smap, original, win, threshold, navigation_mask, threshold_anomalies):

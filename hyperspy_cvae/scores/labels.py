@@ -34,12 +34,25 @@ OUTLIER_SIGMAS = 5.0
 OUTLIER_MIN_LOG = np.log(1.25)
 
 
-def _onset_from_data(energy, mean_spectrum):
-    """The energy of the steepest rise of the mean spectrum (smoothed over 5 channels)."""
-    smooth = np.convolve(mean_spectrum, np.ones(5) / 5, mode="same")
+#: eV below (and above) a database onset searched for the measured one: real energy axes are
+#: often offset by a few eV (the Mn L3 line of `LSMO_linescan.hspy` sits 6 eV low).
+ONSET_SEARCH = (8.0, 3.0)
+
+
+def _onset_from_data(energy, mean_spectrum, near=None):
+    """The energy of the steepest rise of the mean spectrum (smoothed over ~1 eV), anywhere or
+    within ``ONSET_SEARCH`` of ``near``; the rise starts about half a line width before it, so
+    the onset is put 1 eV lower."""
+    energy = np.asarray(energy, float)
+    width = max(3, int(round(1.0 / max(float(np.diff(energy[:2])[0]), 1e-9))) | 1)
+    smooth = np.convolve(mean_spectrum, np.ones(width) / width, mode="same")
     grad = np.gradient(smooth)
-    grad[:3], grad[-3:] = -np.inf, -np.inf
-    return float(energy[int(np.argmax(grad))])
+    grad[:width], grad[-width:] = -np.inf, -np.inf
+    if near is not None:
+        grad[(energy < near - ONSET_SEARCH[0]) | (energy > near + ONSET_SEARCH[1])] = -np.inf
+        if not np.isfinite(grad).any():
+            return float(near)
+    return float(energy[int(np.argmax(grad))]) - 1.0
 
 
 def edge_jump(energy, spectra, onset):
@@ -48,7 +61,7 @@ def edge_jump(energy, spectra, onset):
     The background is a power law fitted (least squares in log–log) to the 8 eV before
     ``onset - 2`` eV, or a straight line where that window holds values ≤ 0 (dark-subtracted
     data); the jump is the mean of the spectrum minus that background over the 10 eV after
-    ``onset + 1`` eV. Its standard error comes from the channel-to-channel scatter of both
+    ``onset + 1`` eV (on a coarse axis: 4 channels each, a channel's gap). Its standard error comes from the channel-to-channel scatter of both
     windows, so it holds for counts and for detector units alike.
 
     Parameters
@@ -74,10 +87,13 @@ def edge_jump(energy, spectra, onset):
     (True, False)
     """
     energy = np.asarray(energy, float)
-    pre = (energy >= onset - 10.0) & (energy < onset - 2.0)
-    post = (energy >= onset + 1.0) & (energy < onset + 11.0)
+    step = float(np.median(np.diff(energy))) if energy.size > 1 else 1.0
+    gap, width = max(2.0, step), max(8.0, 4 * step)          # whole channels on a coarse axis
+    pre = (energy >= onset - gap - width) & (energy < onset - gap)
+    post = (energy >= onset + gap / 2) & (energy < onset + gap / 2 + width + 2.0)
     if pre.sum() < 3 or post.sum() < 3:
-        raise ValueError(f"The edge at {onset:g} eV needs 10 eV before and 11 eV after it on the axis.")
+        raise ValueError(f"The edge at {onset:g} eV needs {gap + width:g} eV before and "
+                         f"{gap / 2 + width + 2:g} eV after it on the axis.")
     x = np.asarray(spectra, float)
     shape = x.shape[:-1]
     x = x.reshape((-1, x.shape[-1]))
@@ -150,8 +166,9 @@ def label_pixels(original, window, anomalous=None, *, edge=None):
     anomalous : array of bool (ny, nx) or Signal2D, optional
         The detector's mask.
     edge : str, optional
-        Edge name (``"Si_L2,3"``): its first onset is where the jump is measured. Without it, the
-        steepest rise of the mean spectrum inside ``window``.
+        Edge name (``"Si_L2,3"``): the jump is measured at the steepest rise of the mean spectrum
+        within 8 eV below to 3 eV above its first onset in exspy's database (real energy axes are
+        often offset by a few eV), less 1 eV. Without it, at the steepest rise inside ``window``.
 
     Returns
     -------
@@ -178,13 +195,17 @@ def label_pixels(original, window, anomalous=None, *, edge=None):
     energy = ax.axis
     data = original.data
     total = data[..., win.slice].sum(-1)
-    mean_spectrum = data.reshape((-1, data.shape[-1]))[:, win.slice].mean(0)
+    mean_spectrum = data.reshape((-1, data.shape[-1])).mean(0)
     total, mean_spectrum = (np.asarray(a, float) for a in compute_all(total, mean_spectrum))
     if edge:
-        onset, onset_source = min(edge_onsets(str(edge).split("+")[0]).values()), f"edge {edge}"
+        listed = min(edge_onsets(str(edge).split("+")[0]).values())
+        onset = _onset_from_data(energy, mean_spectrum, near=listed)
+        onset_source = f"steepest rise of the mean spectrum near the {edge} onset ({listed:g} eV)"
     else:
-        onset, onset_source = _onset_from_data(energy[win.slice], mean_spectrum), "steepest rise of the mean spectrum"
-    sel = (energy >= onset - 10.0) & (energy < onset + 11.0)
+        onset = _onset_from_data(energy[win.slice], mean_spectrum[win.slice])
+        onset_source = "steepest rise of the mean spectrum in the window"
+    reach = 12.0 + 6 * abs(float(ax.scale))                       # what edge_jump reads, and a margin
+    sel = (energy >= onset - reach) & (energy < onset + reach)
     try:
         jump, se = edge_jump(energy[sel], np.asarray(compute_all(data[..., sel])[0], float), onset)
     except ValueError as err:  # the axis is too short around the onset: no "no edge" label

@@ -1,0 +1,85 @@
+"""Spatial pooling: calibration on null maps, power on weak patches, small things kept, errors."""
+
+import numpy as np
+import pytest
+
+from conftest import WINDOW
+from hyperspy_cvae.scores import pool_scores, region_table
+from hyperspy_cvae.scores.spatial import gaussianise
+from hyperspy_cvae.synthetic import bifeo3_si
+
+
+def test_null_maps_flag_nothing_and_weak_patches_are_found():
+    flagged = [pool_scores(np.random.default_rng(s).normal(size=(64, 64)))["mask"].sum() for s in range(10)]
+    assert sum(flagged) <= 2                                   # ≤ 2 of 40960 null pixels
+    rng = np.random.default_rng(0)
+    z = rng.normal(size=(64, 64))
+    z[20:25, 30:35] -= 2.0                                     # a weak patch, negative sign
+    out = pool_scores(z)
+    tp = int(out["mask"][20:25, 30:35].sum())
+    assert tp >= 20 and int(out["mask"].sum()) - tp <= 4
+    assert out["scale"][22, 32] in ("3", "5") and np.nanmin(out["q"]) < 0.05
+
+
+def test_single_pixels_and_lines_are_not_pooled_away():
+    rng = np.random.default_rng(1)
+    z = rng.normal(size=(64, 64))
+    z[10, 10] += 7.0                                            # one strong pixel
+    z[40:60, 50] += 5.0                                         # a 1-pixel-wide line
+    z[40:60, 20] += 2.0                                         # a weak one
+    out = pool_scores(z)
+    m = out["mask"]
+    assert m[10, 10] and m[40:60, 50].mean() > 0.8 and m[40:60, 52].sum() <= 2
+    assert m[40:60, 20].mean() > 0.5                             # the weak line: most of it
+
+
+def test_line_scan_and_one_sided():
+    rng = np.random.default_rng(2)
+    z = rng.normal(size=300)
+    z[100:110] += 2.0
+    out = pool_scores(z, two_sided=False)
+    assert out["mask"][100:110].sum() >= 7 and out["mask"].sum() <= 12
+    g = gaussianise(np.exp(z))                                  # any monotone score → normal scores
+    assert np.argsort(g).tolist() == np.argsort(z).tolist()
+
+
+@pytest.mark.parametrize("kwargs,match", [({"scales": (2,)}, "odd"), ({"alpha": 1.5}, "alpha")])
+def test_bad_arguments(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        pool_scores(np.zeros((8, 8)) + np.arange(8), **kwargs)
+
+
+def test_constant_evidence_raises():
+    with pytest.raises(ValueError, match="constant"):
+        pool_scores(np.ones((8, 8)))
+
+
+def test_anomaly_map_spatial_on_a_weak_shift():
+    s, truth = bifeo3_si((48, 48), random_state=0).inject_shift(0.5, WINDOW, n_clusters=2,
+                                                                random_state=1, return_mask=True)
+    per_pixel = s.anomaly_map("pca", WINDOW, n_components=2)
+    res = s.anomaly_map("pca", WINDOW, n_components=2, spatial="auto")
+    t = truth.data
+    assert per_pixel.mask.data.sum() == 0                      # Otsu finds nothing per pixel
+    assert (res.mask.data & t).sum() >= 0.9 * t.sum()
+    assert res.mask.metadata.CVAE.threshold.method == "spatial"
+    assert res.pooled.metadata.CVAE.spatial.two_sided is True
+    big = [r for r in res.regions if r["area"] > 9]
+    assert len(big) == 2 and sum(r["area"] for r in res.regions if r["area"] <= 9) <= 12 and all(abs(r["mean_shift_eV"] - 0.5) < 0.2 for r in big)
+    np.testing.assert_array_equal(res.score.data, per_pixel.score.data)   # the score is per pixel
+    pcc = s.anomaly_map("pca", WINDOW, n_components=2, score="pcc", spatial=(1, 3))
+    assert pcc.pooled.metadata.CVAE.spatial.two_sided is False
+    for bad, match in (("yes", "auto"), ((2, 4), "odd")):
+        with pytest.raises(ValueError, match=match):
+            s.anomaly_map("pca", WINDOW, spatial=bad)
+    with pytest.raises(ValueError, match="needs a threshold"):
+        s.anomaly_map("pca", WINDOW, spatial="auto", threshold=None)
+
+
+def test_region_table_calibrated_centroids():
+    m = np.zeros((6, 6), bool)
+    m[1:3, 1:3] = True
+    s = bifeo3_si((6, 6), random_state=0)
+    axes = [a for a in s.axes_manager.navigation_axes][::-1]
+    (row,) = region_table(m, axes=axes, q=np.full((6, 6), 0.01))
+    assert row["area"] == 4 and row["centroid"] == pytest.approx((0.15, 0.15)) and row["min_q"] == 0.01
