@@ -12,7 +12,7 @@ the sizes, Bonferroni-corrected, and the false-discovery rate over the map is co
 Benjamini–Hochberg (``scipy.stats.false_discovery_control``; valid for the positively dependent
 p-values of overlapping boxes). Pixels significant on their own are then taken out of the
 windows around them and the windows tested again, so that a strong single pixel does not drag a
-halo of boxes along. The flagged regions are then redrawn pixel by pixel by a
+halo of boxes along; regions of one or two pixels must pass a Bonferroni level over the map. The flagged regions are then redrawn pixel by pixel by a
 two-class segmentation with a spatial (Ising) prior, so that the outline follows the anomaly
 rather than the box.
 
@@ -175,6 +175,8 @@ def pool_scores(evidence, scales=SCALES, *, alpha=0.05, two_sided=True, valid=No
     if refine and mask.any() and z.ndim == 2:
         thin_idx = [i for i, s in enumerate(scales) if s == 1 or (isinstance(s, tuple) and min(s) == 1)]
         mask = _segment(u, mask, valid, np.isin(best, thin_idx))
+    if mask.any():
+        mask = _drop_weak_specks(mask, p, alpha / valid.sum())
     pooled = np.take_along_axis(stat, np.argmax(tail, 0)[None], 0)[0]
     return {"p": np.where(valid, p, np.nan), "q": np.where(valid, q, np.nan),
             "pooled": np.where(valid, pooled, np.nan), "mask": mask,
@@ -214,6 +216,21 @@ def _segment(u, mask, valid, thin, *, beta=BETA, iterations=5):
         # a flagged pixel whose own evidence agrees stays (thin lines: few neighbours agree)
         out |= cur | (region & thin & (gain > 0))
     return out & valid
+
+
+def _drop_weak_specks(mask, p, level):
+    """Regions of one or two pixels stay only if one of their pixels passes ``level`` (Bonferroni
+    over the map): a speck has no neighbours to vouch for it, and a reconstruction that leaks a
+    strong anomaly into its neighbours leaves specks at the FDR level."""
+    from scipy.ndimage import label
+
+    lab, n = label(mask, structure=np.ones((3,) * mask.ndim))
+    sizes = np.bincount(lab.ravel(), minlength=n + 1)
+    best = np.full(n + 1, np.inf)
+    np.minimum.at(best, lab.ravel(), np.nan_to_num(p, nan=1.0).ravel())
+    weak = (sizes <= 2) & (best > level)
+    weak[0] = False
+    return mask & ~weak[lab]
 
 
 def region_table(mask, *, score=None, shift=None, q=None, axes=None):
