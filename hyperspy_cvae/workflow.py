@@ -261,6 +261,7 @@ def anomaly_map(signal, method="pca", window=None, *, n_components=3, threshold=
         check_map_signal(signal, min_size=1, what="anomaly_map")
         navigation_mask = navigation_mask_array(signal, navigation_mask)
     win, edge = _checked_input(signal, window, edge)
+    shift = None  # the shift map, kept where pooling needs its sign
     if method == "rx":
         smap = rx_map(signal, win, n_components=n_components, **kwargs)
         label, original, rec = smap.metadata.CVAE.score.method, signal, None
@@ -268,7 +269,6 @@ def anomaly_map(signal, method="pca", window=None, *, n_components=3, threshold=
         original, rec = reconstruct(signal, method, win, n_components=n_components, cvae=cvae,
                                     show_progressbar=show_progressbar, **kwargs)
         win = energy_window(original, win, axis_name="the model's energy range")
-        shift = None
         if spatial is not None and score == "shift":  # the signed evidence needs the shift's sign
             from .scores import shift_analysis
 
@@ -287,8 +287,7 @@ def anomaly_map(signal, method="pca", window=None, *, n_components=3, threshold=
 
         smap, mask = _threshold(smap, original, win, threshold, navigation_mask, threshold_anomalies)
         if spatial is not None:
-            pooled, mask, regions = _pooled(smap, mask, spatial, fdr,
-                                            None if method == "rx" else shift)
+            pooled, mask, regions = _pooled(smap, mask, spatial, fdr, shift)
         labels = label_pixels(original, win, mask.data, edge=edge)
     for sig in (smap, mask):
         if sig is not None:

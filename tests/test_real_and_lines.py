@@ -96,3 +96,11 @@ def test_real_data_benchmark_without_shared(monkeypatch, tmp_path, capsys):
     monkeypatch.setattr(rd, "REALDATA", tmp_path / "absent")
     assert rd.main(["--out", str(tmp_path / "out")]) == 0
     assert "absent" in capsys.readouterr().out and not (tmp_path / "out").exists()
+
+
+def test_labels_of_a_lazy_map_equal_the_eager_ones():
+    f = bifeo3_si((24, 24), substrate_fraction=0.3, random_state=0)
+    lazy = f.as_lazy()
+    lazy.data = lazy.data.rechunk((8, 8, -1))
+    eager = label_pixels(f, WINDOW, edge="Fe_L2,3")
+    np.testing.assert_array_equal(label_pixels(lazy, WINDOW, edge="Fe_L2,3").data, eager.data)

@@ -121,6 +121,21 @@ def edge_jump(energy, spectra, onset):
     return jump.reshape(shape), se.reshape(shape)
 
 
+def _jump_map(energy, data, onset):
+    """:func:`edge_jump` of every spectrum of ``data`` (numpy, or dask block by block, so that a
+    lazy map is reduced to two navigation-sized arrays without being loaded)."""
+    if not hasattr(data, "dask"):
+        return edge_jump(energy, np.asarray(data, float), onset)
+    edge_jump(energy, np.ones((1, len(energy))), onset)  # raises now, not inside dask, if too short
+    import dask.array as da
+
+    data = data.rechunk({-1: -1})
+    both = da.map_blocks(lambda b: np.stack(edge_jump(energy, b, onset), -1), data, dtype=np.float64,
+                         chunks=data.chunks[:-1] + ((2,),))
+    both = np.asarray(compute_all(both)[0])
+    return both[..., 0], both[..., 1]
+
+
 def intensity_outliers(counts):
     """Pixels whose total counts differ sharply from their 3 × 3 neighbours' median (glitches,
     saturation, a missed dwell), in a map ``counts`` (ny, nx); smooth thickness changes and
@@ -207,7 +222,7 @@ def label_pixels(original, window, anomalous=None, *, edge=None):
     reach = 12.0 + 6 * abs(float(ax.scale))                       # what edge_jump reads, and a margin
     sel = (energy >= onset - reach) & (energy < onset + reach)
     try:
-        jump, se = edge_jump(energy[sel], np.asarray(compute_all(data[..., sel])[0], float), onset)
+        jump, se = _jump_map(energy[sel], data[..., sel], onset)
     except ValueError as err:  # the axis is too short around the onset: no "no edge" label
         jump, se, onset_source = None, None, f"{onset_source}; not labelled: {err}"
     if jump is None:
