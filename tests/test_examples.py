@@ -72,3 +72,19 @@ def test_large_lazy_dataset_quick(tmp_path):
     f1 = float(line.split("F1")[1].split()[0])
     assert f1 > 0.9
     assert "peak RSS" in out
+
+
+REAL_MAP = ROOT.parent / "shared" / "realdata" / "si2d" / "GeSolarCell_AlL_SiL_PL_SI_22x45_70-172eV.dm3"
+
+
+@pytest.mark.skipif(not REAL_MAP.exists(), reason="../shared/realdata is absent (a fresh clone): "
+                                                  "the measured maps are not shipped")
+def test_real_map_example(tmp_path):
+    out = _run_example("real_map.py", tmp_path)
+    for name in ("real_map_result.png", "real_map_labels.png"):
+        assert (tmp_path / name).stat().st_size > 10_000, name
+    assert (tmp_path / "real_map_cvae.pt").exists() and (tmp_path / "real_map_labels.hspy").exists()
+    labels = next(l for l in out.splitlines() if l.startswith("labels:"))
+    counts = dict(item.rsplit(" ", 1) for item in labels[len("labels: "):].split(", "))
+    assert int(counts["no edge"]) >= 110 and int(counts["outlier"]) >= 3   # vacuum rows, glitches
+    assert "shard 8" in out
