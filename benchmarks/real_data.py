@@ -153,6 +153,8 @@ def untouched(s, edge, name, out):
 
 
 def run(out, quick=False):
+    from hyperspy_cvae.edges import edge_onsets, resolve_window
+
     out.mkdir(parents=True, exist_ok=True)
     maps = MAPS[:1] if quick else MAPS
     detail, summary, seen = [], [], []
@@ -166,7 +168,8 @@ def run(out, quick=False):
         seen.append(untouched(s, edge, name, out))
         nav = tuple(s.axes_manager.navigation_shape[::-1])
         cases = [(f"shift {dE:g} eV", dE) for dE in SHIFTS]
-        onsets = __import__("hyperspy_cvae.edges", fromlist=["edge_onsets"]).edge_onsets(edge)
+        onsets = edge_onsets(edge)
+        window, _ = resolve_window(s, edge=edge)
         if "L3" in onsets and "L2" in onsets and onsets["L2"] - onsets["L3"] >= 3.0:
             cases.append((f"L3/L2 x{RATIO:g}", None))
         if quick:
@@ -174,9 +177,6 @@ def run(out, quick=False):
         for ci, (case, dE) in enumerate(cases):
             truth = injection_mask(nav, seed=ci)
             if dE is not None:
-                from hyperspy_cvae.edges import resolve_window
-
-                window, _ = resolve_window(s, edge=edge)
                 bad = s.inject_shift(dE, window=window, mask=truth)
             else:
                 bad = inject_ratio(s, edge, RATIO, truth)
