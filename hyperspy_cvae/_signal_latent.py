@@ -90,8 +90,8 @@ class LatentMethods:
             Model (default ``s.cvae``).
         stride : int, optional
             Shard stride of the latent map (a divisor of the shard size);
-            smaller = finer map, slower. Default: the existing latent map, or
-            half a shard.
+            smaller = finer map, slower. Default: half a shard (an existing
+            latent map of that stride is reused).
         %s
 
         Returns

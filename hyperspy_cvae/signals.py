@@ -188,7 +188,7 @@ class CVAEEELSSpectrum(LatentMethods, PlotMethods, EELSSpectrum):
     fit_cvae.__doc__ %= SHOW_PROGRESSBAR_ARG
 
     def cvae_decomposition(self, cvae=None, stride=None, batch_size=None, device="auto",
-                           show_progressbar=None, chunk=None):
+                           show_progressbar=None, chunk=None, blend=None):
         """Reconstruct the spectrum image with a fitted CVAE (latent means).
 
         The analogue of ``get_decomposition_model()``: shards are cut, encoded
@@ -202,8 +202,9 @@ class CVAEEELSSpectrum(LatentMethods, PlotMethods, EELSSpectrum):
         cvae : hyperspy_cvae.CVAE, optional
             Fitted model (default ``s.cvae``).
         stride : int, optional
-            Inference stride; default half a shard (every pixel is blended from
-            4 shards; no seams). Must divide the shard size.
+            Inference stride; default half a shard. Must divide the shard size.
+            ``stride=shard_size`` reconstructs each pixel from one shard (the
+            fastest; pixels at shard borders are reconstructed less well).
         batch_size : int, optional
             Shards per forward pass (default: about 4 MiB of input spectra,
             which bounds the memory of each task to ~100 MiB).
@@ -215,15 +216,23 @@ class CVAEEELSSpectrum(LatentMethods, PlotMethods, EELSSpectrum):
             navigation chunks when they are a multiple of the stride and at
             least a shard, else 4 shards; unsuitable chunks are rechunked with a
             log message, see :func:`hyperspy_cvae.cvae.streaming.plan_blocks`).
+        blend : {"quincunx", "full"}, optional
+            At half-shard stride: ``"quincunx"`` (the default there) runs every
+            other shard of the grid, in a checkerboard, so that each pixel is
+            blended from 2 shards, one of which holds it away from its borders;
+            ``"full"`` runs them all (4 shards per pixel, twice the time; see
+            ``benchmarks/NOTES.md`` for what it changes). Other strides use
+            every shard.
 
         Returns
         -------
         CVAEEELSSpectrum or LazyCVAEEELSSpectrum
             Reconstruction over the model's energy range (lazy if ``s`` is lazy),
-            with ``metadata.CVAE.reconstruction``. Latent means of every shard
+            with ``metadata.CVAE.reconstruction``. Latent means of the shards
             are kept in ``s.cvae_results["latent_map"]`` (a Signal2D stack, one
-            image per latent dimension, on the shard grid) with the shard
-            positions.
+            image per latent dimension, on the shard grid: of stride
+            ``shard_size`` with the quincunx blend, else ``stride``) with the
+            shard positions.
 
         Examples
         --------
@@ -237,7 +246,7 @@ class CVAEEELSSpectrum(LatentMethods, PlotMethods, EELSSpectrum):
         cvae = workflow.model_of(self, cvae)
         rec, self.cvae_results = workflow.cvae_decomposition(
             self, cvae, stride=stride, batch_size=batch_size, device=device,
-            show_progressbar=show_progressbar, chunk=chunk)
+            show_progressbar=show_progressbar, chunk=chunk, blend=blend)
         return rec
 
     cvae_decomposition.__doc__ %= SHOW_PROGRESSBAR_ARG

@@ -109,7 +109,7 @@ def model_provenance(cvae):
 
 
 def cvae_decomposition(signal, cvae, *, stride=None, batch_size=None, device="auto",
-                       show_progressbar=None, chunk=None):
+                       show_progressbar=None, chunk=None, blend=None):
     """Reconstruct ``signal`` with a fitted CVAE (latent means), shard by shard through dask.
 
     Returns ``(reconstruction, latent_results)``: the reconstruction over the
@@ -118,14 +118,16 @@ def cvae_decomposition(signal, cvae, *, stride=None, batch_size=None, device="au
     """
     from hyperspy.defaults_parser import preferences
 
-    from .cvae.streaming import ModelHandle, active_client, compute_eager, forward_block, map_shards
+    from .cvae.streaming import (ModelHandle, active_client, compute_eager, forward_block, map_shards,
+                                 prepare_block)
     from .latent.grid import latent_map_signal
 
     cvae.to(device)
     s_size = int(cvae.shard_size_)
     if is_line(signal) or is_one_row(signal):  # the middle row of a map of identical rows
         rec, results = cvae_decomposition(as_map(signal, s_size), cvae, stride=stride, batch_size=batch_size,
-                                          device=device, show_progressbar=show_progressbar, chunk=chunk)
+                                          device=device, show_progressbar=show_progressbar, chunk=chunk,
+                                          blend=blend)
         rec = middle_row(rec)
         rec.metadata.set_item("CVAE.reconstruction.line_scan",
                               f"the line as {s_size} identical rows; the middle row is returned")
@@ -136,11 +138,13 @@ def cvae_decomposition(signal, cvae, *, stride=None, batch_size=None, device="au
     if not signal._lazy:
         check_counts(cropped.data, name="The signal")
     stride = int(stride) if stride is not None else max(1, s_size // 2)
+    blend = _blend(blend, stride, s_size)
     # The model travels once per worker (scattered), never pickled into every task.
     payload = ModelHandle(cvae, device) if active_client() is not None else cvae
     recon, latents, grid = map_shards(cropped.data, partial(forward_block, batch_size=batch_size),
                                       shard_size=s_size, stride=stride, n_out=cvae.n_channels_,
-                                      chunk=chunk, latent_dim=int(cvae.latent_dim), payload=payload)
+                                      chunk=chunk, latent_dim=int(cvae.latent_dim), payload=payload,
+                                      prepare=prepare_block, blend=blend)
     if not signal._lazy:
         show = preferences.General.show_progressbar if show_progressbar is None else show_progressbar
         recon, latents = compute_eager(recon, latents, show)
@@ -148,15 +152,32 @@ def cvae_decomposition(signal, cvae, *, stride=None, batch_size=None, device="au
     rec = cropped._deepcopy_with_new_data(recon)
     rec.metadata.General.title = f"CVAE reconstruction of {signal.metadata.General.title}"
     rec.metadata.set_item("CVAE.reconstruction", {
-        "method": "CVAE", "stride": stride, "shard_size": s_size,
+        "method": "CVAE", "stride": stride, "shard_size": s_size, "blend": blend,
         "signal_range": provenance["signal_range"], "model_checksum": provenance["model_checksum"],
         "latent": "mean", "checkpoint": provenance["checkpoint"], "package_version": __version__})
+    lat_stride, pos_y, pos_x = stride, grid["pos_y"], grid["pos_x"]
+    if blend == "quincunx":  # the kept shards of even row and column: a full grid of stride S
+        latents, lat_stride, pos_y, pos_x = latents[::2, ::2], 2 * stride, pos_y[::2], pos_x[::2]
     lat = latents.transpose(2, 0, 1) if not isinstance(latents, np.ndarray) else np.moveaxis(latents, 2, 0)
-    latent_map = latent_map_signal(lat, signal, stride=stride, shard_size=s_size,
+    latent_map = latent_map_signal(lat, signal, stride=lat_stride, shard_size=s_size,
                                    provenance=dict(provenance, source=signal.metadata.General.title))
-    results = {"latent_map": latent_map, "pos_y": grid["pos_y"], "pos_x": grid["pos_x"],
-               "stride": stride, "shard_size": s_size}
+    results = {"latent_map": latent_map, "pos_y": pos_y, "pos_x": pos_x,
+               "stride": lat_stride, "shard_size": s_size}
     return rec, results
+
+
+def _blend(blend, stride, shard_size):
+    """``blend`` of :func:`cvae_decomposition` resolved: ``"quincunx"`` by default at half-shard
+    stride, else ``"full"``."""
+    half = 2 * stride == shard_size
+    if blend is None:
+        return "quincunx" if half else "full"
+    if blend not in ("quincunx", "full"):
+        raise ValueError(f"`blend` must be 'quincunx' or 'full', got {blend!r}.")
+    if blend == "quincunx" and not half:
+        raise ValueError(f"blend='quincunx' needs the half-shard stride ({shard_size // 2}), got "
+                         f"stride={stride}; use blend='full' with other strides.")
+    return blend
 
 
 def model_of(signal, cvae=None):
@@ -422,13 +443,14 @@ def compare_methods(signal, methods=("cvae", "pca"), window=None, *, score="pcc"
 
 # ------------------------------------------------------------------------ latents
 def latent_map(signal, cvae, *, show_progressbar=None, stride=None):
-    """The latent map of ``cvae`` on ``signal`` (``signal.cvae_results``, recomputed if missing,
-    stale or of another stride), computed."""
+    """The latent map of ``cvae`` on ``signal`` at ``stride`` (default half a shard, every shard of
+    the grid): ``signal.cvae_results``'s if it has that model and stride, else recomputed; computed."""
+    stride = int(stride) if stride is not None else max(1, int(cvae.shard_size_) // 2)
     res = getattr(signal, "cvae_results", None)
     lm = res.get("latent_map") if res else None
     if (lm is None or lm.metadata.get_item("CVAE.latent.model_checksum") != cvae.checksum()
-            or (stride is not None and lm.metadata.get_item("CVAE.latent.stride") != int(stride))):
-        signal.cvae_decomposition(cvae=cvae, stride=stride, show_progressbar=show_progressbar)
+            or lm.metadata.get_item("CVAE.latent.stride") != stride):
+        signal.cvae_decomposition(cvae=cvae, stride=stride, blend="full", show_progressbar=show_progressbar)
         lm = signal.cvae_results["latent_map"]
     if lm._lazy:
         lm.compute(show_progressbar=False)

@@ -48,8 +48,12 @@ def test_reconstruction_lazy_equals_eager_and_no_mutation(fitted):
     assert type(rec) is type(fitted) and rec.data.shape == (48, 48, 200)
     assert rec.axes_manager[-1].offset == pytest.approx(680.0, abs=0.3)
     assert rec.metadata.CVAE.reconstruction.method == "CVAE"
-    lat = fitted.cvae_results["latent_map"]
-    assert lat.axes_manager.navigation_shape == (16,) and lat.axes_manager.signal_shape == (5, 5)
+    lat = fitted.cvae_results["latent_map"]  # quincunx blend: the kept shards of stride 16
+    assert lat.axes_manager.navigation_shape == (16,) and lat.axes_manager.signal_shape == (3, 3)
+    assert rec.metadata.CVAE.reconstruction.blend == "quincunx"
+    full = fitted.deepcopy().cvae_decomposition(cvae=fitted.cvae, blend="full", show_progressbar=False)
+    assert fitted.cvae_results["latent_map"].axes_manager.signal_shape == (3, 3)
+    np.testing.assert_allclose(full.data, rec.data, rtol=0.05, atol=0.5)  # two blends of one model
     lazy = fitted.as_lazy()
     rec_l = lazy.cvae_decomposition(cvae=fitted.cvae, chunk=16)
     assert rec_l._lazy

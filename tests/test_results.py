@@ -95,8 +95,8 @@ def test_latent_mahalanobis_map(run):
     assert latent_mahalanobis(lm, bulk_mask=bulk).data.shape == (48, 48)
     with pytest.raises(ValueError, match="pixel grid"):
         latent_mahalanobis(lm, bulk_mask=np.ones((7, 7), bool))
-    # signal wrapper reuses the stored latent map (same model)
-    via_signal = s.latent_mahalanobis()
+    # signal wrapper reuses the stored latent map (same model and stride)
+    via_signal = s.latent_mahalanobis(stride=lm.metadata.CVAE.latent.stride)
     np.testing.assert_allclose(via_signal.data, score.data)
 
 

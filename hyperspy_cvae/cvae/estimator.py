@@ -393,22 +393,28 @@ class CVAE(BaseEstimator):
         input spectra (the network's activations are ~15× that), which bounds
         the memory of every inference task.
         """
+        p, total = normalise_spectra(shards)
+        return self.forward_normalised(p, total, batch_size)
+
+    def forward_normalised(self, p, total, batch_size=None):
+        """:meth:`forward_shards` of spectra already normalised: ``p`` (N, S, S, E) float32 and
+        their totals (N, S, S) (:func:`~hyperspy_cvae.cvae.sampling.normalise_spectra`)."""
         check_is_fitted(self)
         if batch_size is None:
-            batch_size = max(1, _INFERENCE_BYTES // max(1, shards[0].size * 4)) if len(shards) else 1
+            batch_size = max(1, _INFERENCE_BYTES // max(1, p[0].size * 4)) if len(p) else 1
         model = self.model_
         dev = next(model.parameters()).device
-        p, total = normalise_spectra(shards)
-        recs, lats = [], []
+        rec = np.empty(p.shape, np.float32)
+        lats = np.empty((len(p), int(self.latent_dim)), np.float32)
         with torch.no_grad():
             for i in range(0, len(p), batch_size):
-                pb = torch.from_numpy(p[i:i + batch_size]).to(dev)
+                pb = torch.from_numpy(np.ascontiguousarray(p[i:i + batch_size])).to(dev)
                 mu, _ = model.encode(pb)
                 probs = torch.softmax(model.decode(mu).float(), dim=-1)
-                recs.append(probs.cpu().numpy())
-                lats.append(mu.float().cpu().numpy())
-        rec = np.concatenate(recs) * total[..., None]
-        return rec.astype(np.float32), np.concatenate(lats)
+                rec[i:i + batch_size] = probs.cpu().numpy()
+                lats[i:i + batch_size] = mu.float().cpu().numpy()
+        rec *= np.asarray(total, np.float32)[..., None]
+        return rec, lats
 
     def transform(self, shards, batch_size=None):
         """Latent means of count shards (N, S, S, E) → (N, latent_dim)."""

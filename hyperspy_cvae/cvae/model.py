@@ -24,7 +24,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-__all__ = ["Encoder", "Decoder", "CVAE3D", "count_macs", "floor_mean_spectrum", "MEAN_SPECTRUM_FLOOR"]
+__all__ = ["Encoder", "Decoder", "CVAE3D", "EnergyConvTranspose3d", "count_macs", "floor_mean_spectrum", "MEAN_SPECTRUM_FLOOR"]
 
 #: Smallest value of the mean training spectrum, relative to a flat spectrum (``1/E``): a channel
 #: that carries no counts in any training spectrum (a dead detector channel, or one cleared by
@@ -51,8 +51,50 @@ def _energy_conv(cin: int, cout: int) -> nn.Conv3d:
     return nn.Conv3d(cin, cout, kernel_size=(1, 1, 8), stride=(1, 1, 4), padding=(0, 0, 2))
 
 
+class EnergyConvTranspose3d(nn.ConvTranspose3d):
+    """A ConvTranspose3d along energy only, computed as a sub-pixel convolution.
+
+    For kernel ``(1, 1, 2s)``, stride ``(1, 1, s)`` and padding ``(0, 0, s/2)`` (``s`` even), output
+    channel ``s·j + q`` receives input channels ``j − 1``, ``j`` and ``j + 1`` through three taps of
+    the kernel, so the layer equals a kernel-3 :func:`torch.nn.functional.conv3d` with ``s·C_out``
+    output channels whose phases are interleaved along energy. Same parameters (and checkpoint
+    keys) and the same function as :class:`torch.nn.ConvTranspose3d` (to float rounding); about
+    twice as fast on CPUs, where strided transposed convolutions are slow.
+
+    Examples
+    --------
+    >>> layer = EnergyConvTranspose3d(4, 2, kernel_size=(1, 1, 8), stride=(1, 1, 4), padding=(0, 0, 2))
+    >>> x = torch.randn(1, 4, 2, 2, 6)
+    >>> ref = nn.functional.conv_transpose3d(x, layer.weight, layer.bias, (1, 1, 4), (0, 0, 2))
+    >>> bool(torch.allclose(layer(x), ref, atol=1e-6)), tuple(layer(x).shape)
+    (True, (1, 2, 2, 2, 24))
+    """
+
+    def _subpixel(self) -> bool:
+        s = self.stride[2]
+        return (self.kernel_size == (1, 1, 2 * s) and self.stride[:2] == (1, 1) and s % 2 == 0
+                and self.padding == (0, 0, s // 2) and self.output_padding == (0, 0, 0)
+                and self.dilation == (1, 1, 1) and self.groups == 1)
+
+    def forward(self, x: torch.Tensor, output_size=None) -> torch.Tensor:
+        if output_size is not None or not self._subpixel():
+            return super().forward(x, output_size)
+        s, h = self.stride[2], self.stride[2] // 2
+        w = self.weight[:, :, 0, 0, :]                      # (C_in, C_out, 2s)
+        zero = w.new_zeros(w.shape[:2] + (h,))
+        taps = torch.stack([torch.cat([w[..., s + h:], zero], -1),  # from x[j − 1], phases q < s/2
+                            w[..., h:h + s],                           # from x[j]
+                            torch.cat([zero, w[..., :h]], -1)], -1)    # from x[j + 1], phases q ≥ s/2
+        c_in, c_out = w.shape[:2]
+        kernel = taps.permute(1, 2, 0, 3).reshape(c_out * s, c_in, 1, 1, 3)
+        bias = None if self.bias is None else self.bias.repeat_interleave(s)
+        y = F.conv3d(x, kernel, bias, padding=(0, 0, 1))     # (B, C_out·s, Y, X, E)
+        b, _, ny, nx, e = y.shape
+        return y.view(b, c_out, s, ny, nx, e).permute(0, 1, 3, 4, 5, 2).reshape(b, c_out, ny, nx, e * s)
+
+
 def _energy_deconv(cin: int, cout: int) -> nn.ConvTranspose3d:
-    return nn.ConvTranspose3d(cin, cout, kernel_size=(1, 1, 8), stride=(1, 1, 4), padding=(0, 0, 2))
+    return EnergyConvTranspose3d(cin, cout, kernel_size=(1, 1, 8), stride=(1, 1, 4), padding=(0, 0, 2))
 
 
 def _joint_conv(cin: int, cout: int) -> nn.Conv3d:

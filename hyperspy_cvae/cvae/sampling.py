@@ -34,11 +34,16 @@ def normalise_spectra(counts, eps=1e-12):
     total : numpy.ndarray (float32), shape without the last axis
         The total (clipped) counts of each spectrum.
     """
-    x = np.clip(np.asarray(counts, dtype=np.float32), 0, None)
+    x = np.asarray(counts, dtype=np.float32)
+    if (x < 0).any():
+        x = np.maximum(x, 0, dtype=np.float32)  # a copy: the input is never modified
     total = x.sum(-1, dtype=np.float64)
     n = x.shape[-1]
+    empty = total <= eps
     with np.errstate(invalid="ignore", divide="ignore"):
-        p = np.where(total[..., None] > eps, x / total[..., None], 1.0 / n).astype(np.float32)
+        p = np.divide(x, total.astype(np.float32)[..., None], dtype=np.float32)
+    if empty.any():
+        p[empty] = 1.0 / n
     return p, total.astype(np.float32)
 
 

@@ -14,9 +14,10 @@ import numpy as np
 import torch
 
 from .checkpoint import checkpoint_dict
-from .shards import extract_shards, grid_padding, shard_positions, stitch_shards
+from .sampling import normalise_spectra
+from .shards import checkerboard, extract_shards, grid_padding, shard_positions, stitch_shards
 
-__all__ = ["map_shards", "plan_blocks", "active_client", "ModelHandle", "forward_block",
+__all__ = ["map_shards", "plan_blocks", "active_client", "ModelHandle", "prepare_block", "forward_block",
            "compute_eager"]
 
 _logger = logging.getLogger(__name__)
@@ -131,7 +132,7 @@ def _block_edges(n_padded, chunk):
 
 
 def map_shards(data, func, *, shard_size, stride, n_out, chunk=None, latent_dim=None,
-               out_dtype=np.float32, payload=None):
+               out_dtype=np.float32, payload=None, prepare=None, blend="full"):
     """Apply ``func`` to every shard of a (lazy) cube and stitch the results.
 
     This is the streaming engine behind :meth:`CVAEEELSSpectrum.cvae_decomposition`.
@@ -164,6 +165,20 @@ def map_shards(data, func, *, shard_size, stride, n_out, chunk=None, latent_dim=
         the local schedulers it is one graph key. ``func`` is then called as
         ``func(payload, shards)``; keep ``func`` a small module-level function
         (or a ``functools.partial`` of one) so that tasks stay small.
+    prepare : callable, optional
+        ``prepare(block) -> tuple of arrays (Y, X, ...)``, run once on each
+        task's block (its pixels and halo) before the shards are cut: work per
+        spectrum (checks, normalisation) is then done once per spectrum, not
+        once per overlapping shard. Each returned array is cut into shards and
+        ``func`` receives them as separate arguments
+        (``func([payload,] *shard_arrays)``). Default: the block itself.
+    blend : {"full", "quincunx"}
+        ``"full"``: every shard of the grid. ``"quincunx"`` (``stride`` must be half
+        the shard): every other shard, in a checkerboard
+        (:func:`~hyperspy_cvae.cvae.shards.checkerboard`): two interleaved grids of
+        stride ``shard_size`` offset by half a shard, so each pixel is blended from
+        two shards instead of four (the map is padded so that its far corners are
+        covered). Skipped shards have NaN latents.
 
     Returns
     -------
@@ -179,10 +194,18 @@ def map_shards(data, func, *, shard_size, stride, n_out, chunk=None, latent_dim=
     s = int(shard_size)
     if stride < 1 or s % stride:
         raise ValueError(f"`stride` must divide the shard size {s}, got {stride}.")
+    if blend not in ("full", "quincunx"):
+        raise ValueError(f"`blend` must be 'full' or 'quincunx', got {blend!r}.")
+    quincunx = blend == "quincunx"
+    if quincunx and 2 * stride != s:
+        raise ValueError(f"blend='quincunx' needs a stride of half the shard ({s // 2}), got {stride}.")
     arr = da.asarray(data)
     arr, (cy, cx) = plan_blocks(arr, shard_size=s, stride=stride, chunk=chunk)
     ny, nx = arr.shape[:2]
     py, px = grid_padding(ny, s, stride), grid_padding(nx, s, stride)
+    if quincunx:  # an odd number of shards per axis: the shards at the four corners are kept
+        py += stride * (((ny + py - s) // stride) % 2)
+        px += stride * (((nx + px - s) // stride) % 2)
     if py or px:
         arr = da.pad(arr, ((0, py), (0, px), (0, 0)), mode="symmetric")
     nyp, nxp = ny + py, nx + px
@@ -192,12 +215,18 @@ def map_shards(data, func, *, shard_size, stride, n_out, chunk=None, latent_dim=
     @dask.delayed(pure=True)
     def _block(ext, shared, oy, ox, core_y, core_x, py_loc, px_loc, lat_y, lat_x):
         ext = np.asarray(ext)
-        shards = extract_shards(ext, py_loc, px_loc, s)
-        out, lat = func(shards) if shared is None else func(shared, shards)
-        canvas = stitch_shards(out, py_loc, px_loc, ext.shape[:2] + (n_out,))
+        keep = checkerboard(len(py_loc), len(px_loc), (oy // stride, ox // stride)) if quincunx else None
+        parts = (ext,) if prepare is None else prepare(ext)
+        shards = [extract_shards(a, py_loc, px_loc, s, keep) for a in parts]
+        out, lat = func(*shards) if shared is None else func(shared, *shards)
+        canvas = stitch_shards(out, py_loc, px_loc, ext.shape[:2] + (n_out,), keep=keep)
         rec = canvas[core_y[0] - oy:core_y[1] - oy, core_x[0] - ox:core_x[1] - ox]
         lat_block = None
         if lat is not None:
+            if keep is not None:
+                full = np.full((keep.size, lat.shape[-1]), np.nan, dtype=lat.dtype)
+                full[keep.ravel()] = lat
+                lat = full
             lat = lat.reshape(len(py_loc), len(px_loc), -1)
             lat_block = lat[np.ix_(lat_y, lat_x)]
         return rec.astype(out_dtype), lat_block
@@ -267,19 +296,26 @@ class ModelHandle:
 
 
 
-def forward_block(model, shards, batch_size=None):
-    """Reconstruct a block of count shards with ``model`` (a :class:`CVAE` or :class:`ModelHandle`).
-
-    The per-task function of :meth:`CVAEEELSSpectrum.cvae_decomposition`:
-    refuses NaN/inf (lazy data are checked here, block by block) and returns
-    ``(reconstructed shards, latent means)``.
-    """
-    if not np.isfinite(shards).all():
+def prepare_block(block):
+    """The per-task preparation of :meth:`CVAEEELSSpectrum.cvae_decomposition`, once per spectrum
+    of a block (not once per overlapping shard): refuses NaN/inf (lazy data are checked here,
+    block by block) and returns ``(normalised spectra, totals (Y, X, 1))``
+    (:func:`~hyperspy_cvae.cvae.sampling.normalise_spectra`)."""
+    if not np.isfinite(block).all():
         raise ValueError("The signal contains NaN or inf values in the model's energy range; replace "
                          "them (e.g. `s.map(np.nan_to_num)` on a copy) or crop the bad region.")
+    p, total = normalise_spectra(block)
+    return p, total[..., None]
+
+
+def forward_block(model, p_shards, total_shards, batch_size=None):
+    """Reconstruct shards of normalised spectra with ``model`` (a :class:`CVAE` or
+    :class:`ModelHandle`): the per-task function of :meth:`CVAEEELSSpectrum.cvae_decomposition`,
+    after :func:`prepare_block`. Returns ``(reconstructed counts, latent means)``.
+    """
     if isinstance(model, ModelHandle):
         model = model.get()
-    return model.forward_shards(shards, batch_size)
+    return model.forward_normalised(p_shards, total_shards[..., 0], batch_size)
 
 
 def compute_eager(recon, latents, show_progressbar):

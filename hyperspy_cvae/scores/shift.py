@@ -13,16 +13,67 @@ __all__ = ["estimate_shift", "shift_analysis", "shift_map", "shift_score_map", "
            "SHIFT_FLAGS"]
 
 
-def _profile_loglik(y, logr, sumr):
-    """Poisson log-likelihood with the amplitude profiled out (constants dropped)."""
-    ytot = y.sum(-1)
-    return (y * logr).sum(-1) - ytot * np.log(np.maximum(sumr, 1e-300))
-
-
 #: Why :func:`estimate_shift` gives no shift for a spectrum (its ``flag``), by code.
 SHIFT_FLAGS = {0: "ok", 1: "no counts in the window", 2: "flat reconstruction: no edge to locate",
                3: "maximum at the search limit: shift beyond max_shift",
                4: "no maximum of the likelihood (no curvature)"}
+
+
+#: Spectra per chunk of :func:`_likelihood_scan` (bounds its memory: ~10 arrays of
+#: ``_SCAN_ROWS × (C + 2·margin)`` float64).
+_SCAN_ROWS = 8192
+
+
+def _likelihood_scan(y, r, m, us):
+    """The profile log-likelihood of :func:`estimate_shift` for one chunk of spectra (torch, CPU).
+
+    Whole-channel shifts ``s ∈ [−m, m]`` by FFT cross-correlation of the counts with ``log r``
+    (``ℓ(s) = Σ_k y_k log r_{m+k−s} − ytot · log Σ_k r_{m+k−s}``), then the fine grid ``s0 + u``
+    (``u`` in ``us``) around the best one, with ``r`` linearly interpolated between its whole-channel
+    neighbours: ``r_u = r_mid · (1 + |u| d)``, ``d = r_nb / r_mid − 1`` (``r_nb`` the neighbour
+    towards the shift). ``ℓ(u) = Σ y log r_mid + Σ y log1p(|u| d) − ytot · log((1 − |u|) Σ r_mid +
+    |u| Σ r_nb)``: a float64 term shared by the grid, a small ``log1p`` term in float32 (its values
+    are small, so its rounding stays far below a unit of ℓ) and window sums computed once.
+
+    Returns numpy arrays ``s0`` (n,), ``ℓ(0)``, ``max_s ℓ(s)``, the fine grid (n, len(us)), the
+    total counts and whether the reconstruction is flat in the window.
+    """
+    import torch
+    from scipy.fft import next_fast_len
+
+    f64 = torch.float64
+    y = torch.from_numpy(np.asarray(y, np.float64)).clamp_min(0)
+    r = torch.from_numpy(np.asarray(r, np.float64))
+    n, C = y.shape
+    L = r.shape[-1]
+    r = torch.maximum(r, 1e-9 * r.mean(-1, keepdim=True).clamp_min(1e-300))
+    ytot = y.sum(-1)
+    nfft = next_fast_len(L, real=True)  # ≥ L: the correlation of offsets 0 … 2m does not wrap
+    corr = torch.fft.irfft(torch.fft.rfft(r.log(), nfft) * torch.fft.rfft(y, nfft).conj(), nfft)
+    csum = torch.cat([torch.zeros(n, 1, dtype=f64), r.cumsum(-1)], -1)
+    sums = csum[:, C:] - csum[:, :-C]                         # (n, 2m+1), offset o = m − s
+    ll = (corr[:, :2 * m + 1] - ytot[:, None] * sums.clamp_min(1e-300).log()).flip(-1)  # j ↔ s = j − m
+    s0 = ll.argmax(-1) - m
+    base = ((m - s0)[:, None] + torch.arange(C)).clamp(1, L - 2)
+    r_lo, r_mid, r_hi = (torch.gather(r, 1, base + d) for d in (-1, 0, 1))
+    ll_mid = (y * r_mid.log()).sum(-1)
+    sums = {"mid": r_mid.sum(-1), "lo": r_lo.sum(-1), "hi": r_hi.sum(-1)}
+    y32 = y.float()
+    d_nb = {"hi": (r_hi / r_mid - 1.0).float(), "lo": (r_lo / r_mid - 1.0).float()}
+    window = r[:, m:m + C]
+    flat = (window.amax(-1) - window.amin(-1)) <= 1e-9 * window.abs().mean(-1)
+    fine = torch.empty((n, len(us)), dtype=f64)
+    for i, u in enumerate(us):
+        a = abs(float(u))
+        if a == 0:
+            fine[:, i] = ll_mid - ytot * sums["mid"].clamp_min(1e-300).log()
+            continue
+        nb = "hi" if u < 0 else "lo"  # position base − u: towards base + 1 for u < 0
+        term = (y32 * torch.log1p(a * d_nb[nb])).sum(-1).to(f64)
+        total = (1.0 - a) * sums["mid"] + a * sums[nb]
+        fine[:, i] = ll_mid + term - ytot * total.clamp_min(1e-300).log()
+    return (s0.numpy(), ll[:, m].numpy(), ll.amax(-1).numpy(), fine.numpy(), ytot.numpy(),
+            flat.numpy())
 
 
 def estimate_shift(y, r_ext, margin, *, fine_steps=10, return_flag=False, limit=None):
@@ -75,8 +126,8 @@ def estimate_shift(y, r_ext, margin, *, fine_steps=10, return_flag=False, limit=
     >>> d, flag, SHIFT_FLAGS[int(flag[0])]
     (array([nan]), array([1], dtype=uint8), 'no counts in the window')
     """
-    y = np.clip(np.asarray(y, np.float64), 0, None)
-    r = np.asarray(r_ext, np.float64)
+    y = np.asarray(y)
+    r = np.asarray(r_ext)
     lead = y.shape[:-1]
     C = y.shape[-1]
     y = y.reshape(-1, C)
@@ -84,33 +135,13 @@ def estimate_shift(y, r_ext, margin, *, fine_steps=10, return_flag=False, limit=
     m = int(margin)
     if r.shape[-1] != C + 2 * m:
         raise ValueError(f"r_ext must have C + 2·margin = {C + 2 * m} channels, got {r.shape[-1]}.")
-    scale = r.mean(-1, keepdims=True)
-    r = np.maximum(r, 1e-9 * np.maximum(scale, 1e-300))
-    logr = np.log(r)
-    n = len(y)
-    ytot = y.sum(-1)
-    # Whole-channel shifts δ = s: window channel k reads r_ext[m + k − s].
-    from numpy.lib.stride_tricks import sliding_window_view
-
-    win_log = sliding_window_view(logr, C, axis=-1)          # (n, 2m+1, C), offset o = m − s
-    csum = np.concatenate([np.zeros((n, 1)), np.cumsum(r, -1)], -1)
-    sums = csum[:, C:] - csum[:, :-C]                        # (n, 2m+1)
-    ll = np.einsum("nc,noc->no", y, win_log) - ytot[:, None] * np.log(np.maximum(sums, 1e-300))
-    ll = ll[:, ::-1]                                         # index j ↔ s = j − m
-    j = np.argmax(ll, -1)
-    s0 = j - m
-    ll0 = ll[:, m]
-    # Fine grid: δ = s0 + u, u ∈ [−1, 1]; r(k − δ) linearly interpolated between
-    # the three whole-channel neighbours of the best coarse shift.
     us = np.linspace(-1.0, 1.0, 2 * fine_steps + 1)
-    base = np.clip(m + np.arange(C)[None, :] - s0[:, None], 1, r.shape[-1] - 2)
-    rows = np.arange(n)[:, None]
-    r_lo, r_mid, r_hi = r[rows, base - 1], r[rows, base], r[rows, base + 1]
-    fine = np.empty((n, len(us)))
-    for i, u in enumerate(us):
-        # position base − u: between base and base + 1 for u < 0, base − 1 and base for u > 0
-        rv = (1 - abs(u)) * r_mid + (abs(u) * (r_hi if u < 0 else r_lo) if u else 0.0)
-        fine[:, i] = _profile_loglik(y, np.log(rv), rv.sum(-1))
+    n = len(y)
+    parts = [_likelihood_scan(y[i:i + _SCAN_ROWS], r[i:i + _SCAN_ROWS], m, us)
+             for i in range(0, n, _SCAN_ROWS)]
+    s0, ll0, ll_max, fine, ytot, flat = (np.concatenate([p[k] for p in parts]) if parts
+                                         else np.empty((0,) + ((len(us),) if k == 3 else ()))
+                                         for k in range(6))
     b = np.clip(np.argmax(fine, -1), 1, len(us) - 2)
     h = us[1] - us[0]
     fm, f0, fp = (fine[np.arange(n), b + d] for d in (-1, 0, 1))
@@ -122,12 +153,11 @@ def estimate_shift(y, r_ext, margin, *, fine_steps=10, return_flag=False, limit=
     shift = s0 + us[b] + step
     lmax = np.maximum(f0 + np.where(ok, -0.5 * safe * step ** 2, 0.0), fine.max(-1))
     sigma = np.where(ok, 1.0 / np.sqrt(-safe), np.inf)
-    glrt = np.maximum(2.0 * (np.maximum(lmax, ll.max(-1)) - ll0), 0.0)
-    window = r[:, m:m + C]
+    glrt = np.maximum(2.0 * (np.maximum(lmax, ll_max) - ll0), 0.0)
     flag = np.zeros(n, np.uint8)
     flag[~ok] = 4
     flag[(np.abs(shift) >= m) | (np.abs(shift) > (m if limit is None else limit))] = 3
-    flag[np.ptp(window, -1) <= 1e-9 * np.abs(window).mean(-1)] = 2
+    flag[flat] = 2
     flag[ytot <= 0] = 1
     if flag.any():
         shift = np.where(flag > 0, np.nan, shift)
