@@ -40,8 +40,9 @@ SIGNAL_RANGE = (660.0, 760.0)
 CHUNK = 48
 
 
-def generate(path, ny, nx, n_e, seed):
-    """Write the cube to ``path`` (.zspy) tile by tile; returns the truth mask file."""
+def generate(path, ny, nx, n_e, seed, offset=420.0, scale=0.3, inject=True):
+    """Write the cube to ``path`` (.zspy) tile by tile (``n_e`` channels from ``offset`` eV, ``scale``
+    eV each), and the truth mask of the injected patches (``inject``) next to it."""
     import dask
     import dask.array as da
     import numpy as np
@@ -55,15 +56,15 @@ def generate(path, ny, nx, n_e, seed):
     def tile(block_info=None):
         (y0, y1), (x0, x1), _ = block_info[None]["array-location"]
         k = (y0 // CHUNK) * gx + x0 // CHUNK
-        s = bifeo3_si((y1 - y0, x1 - x0), size=n_e, random_state=seed + k)
-        if k % 9 == 4 and min(y1 - y0, x1 - x0) >= 24:
+        s = bifeo3_si((y1 - y0, x1 - x0), offset=offset, scale=scale, size=n_e, random_state=seed + k)
+        if inject and k % 9 == 4 and min(y1 - y0, x1 - x0) >= 24:
             m = np.zeros((y1 - y0, x1 - x0), bool)
             m[9:15, 9:15] = True
             s = s.inject_shift(2.5, window=WINDOW, mask=m)
         return s.data.astype(np.float32)
 
     for k in range(gy * gx):
-        if k % 9 == 4:
+        if inject and k % 9 == 4:
             y0, x0 = (k // gx) * CHUNK, (k % gx) * CHUNK
             if min(ny - y0, nx - x0, CHUNK) >= 24:
                 truth[y0 + 9:y0 + 15, x0 + 9:x0 + 15] = True
@@ -71,9 +72,10 @@ def generate(path, ny, nx, n_e, seed):
                                       (CHUNK,) * (nx // CHUNK) + ((nx % CHUNK,) if nx % CHUNK else ()),
                                       (n_e,)), dtype=np.float32)
     s = LazyCVAEEELSSpectrum(arr)
-    ref = bifeo3_si((4, 4), size=n_e, random_state=0)
+    ref = bifeo3_si((4, 4), offset=offset, scale=scale, size=n_e, random_state=0)
     for i in range(3):
         s.axes_manager[i].update_from(ref.axes_manager[i], ("name", "units", "scale", "offset"))
+    s.metadata.set_item("Sample.elements", list(ref.metadata.get_item("Sample.elements", [])))
     s.metadata.General.title = "Synthetic BiFeO3 (memory benchmark)"
     with dask.config.set(scheduler="threads", num_workers=2):
         s.save(path, overwrite=True, chunks=(CHUNK, CHUNK, n_e), show_progressbar=False)

@@ -157,10 +157,12 @@ class CVAEEELSSpectrum(LatentMethods, PlotMethods, EELSSpectrum):
             Parameters of :class:`hyperspy_cvae.CVAE`, with its defaults:
             ``latent_dim`` (48), ``beta`` (1.2), ``shard_size`` ("auto": 24 on maps of
             48 pixels a side or more, down to 8 on small maps),
-            ``stride``, ``epochs`` (30), ``batch_size`` (2),
+            ``stride``, ``max_steps`` (400 optimiser steps on any map: the
+            training budget), ``validation_every`` (25), ``epochs`` (None: a
+            budget in passes over the map instead), ``batch_size`` (2),
             ``learning_rate`` (1e-3), ``loss`` ("poisson", or the paper's
             "ce"), ``widths``, ``validation_fraction`` (0.1),
-            ``early_stopping`` (True), ``patience`` (6), ``augment`` (True),
+            ``early_stopping`` (True), ``patience`` (6 measures), ``augment`` (True),
             ``device`` ("auto": CUDA if available), ``random_state`` (same
             seed, same model on the CPU) and ``shards_per_epoch``.
 

@@ -29,7 +29,10 @@ def test_fit_stores_model_history_metadata(fitted):
     from hyperspy_cvae.plotting import plot_history
 
     ax = plot_history(cvae)
-    assert ax.get_xlabel() == "epoch"
+    assert ax.get_xlabel() == "optimiser step"
+    steps = cvae.history_["steps"]  # one point per epoch here (epochs=2), at its last step
+    assert len(steps) == len(cvae.history_["train_loss"]) and steps[-1] == cvae.n_steps_
+    assert np.all(np.diff(steps) > 0)
 
 
 @pytest.mark.slow

@@ -220,7 +220,9 @@ PARAM_SCHEMA = {
     "beta": lambda v, f: _num(v, f, 0.0, 1e6),
     "shard_size": lambda v, f: v if v == "auto" else _int(v, f, 8, _MAX_SHARD, multiple=4),
     "stride": _optional(lambda v, f: _int(v, f, 1, _MAX_SHARD)),
-    "epochs": lambda v, f: _int(v, f, 1, _MAX_COUNT),
+    "epochs": _optional(lambda v, f: _int(v, f, 1, _MAX_COUNT)),
+    "max_steps": lambda v, f: _int(v, f, 1, _MAX_COUNT),
+    "validation_every": lambda v, f: _int(v, f, 1, _MAX_COUNT),
     "batch_size": lambda v, f: _int(v, f, 1, _MAX_COUNT),
     "learning_rate": lambda v, f: _num(v, f, 0.0, 1e3, lo_open=True),
     "loss": _choice("poisson", "ce"),
@@ -421,4 +423,6 @@ def load_checkpoint(cls, path, device="auto"):
     obj.package_version_ = meta.get("package_version")
     obj.checkpoint_path_ = str(path)
     obj.fit_seconds_ = obj.history_["seconds"][-1] if obj.history_.get("seconds") else 0.0
+    steps = obj.history_.get("steps")
+    obj.n_steps_ = int(steps[-1]) if steps else None  # files from before the step budget: unknown
     return obj

@@ -34,6 +34,12 @@ _logger = logging.getLogger(__name__)
 
 _INFERENCE_BYTES = 4 << 20  # input spectra per forward pass when batch_size is None
 
+#: Default training budget of :class:`CVAE`, in optimiser steps (see ``max_steps``).
+DEFAULT_STEPS = 400
+#: Most validation shards evaluated per measure of the validation loss (a random subset of the
+#: held-out tiles on large maps), so that a measure costs the same on every map.
+MAX_VALIDATION_SHARDS = 64
+
 #: Serialises the training sections of concurrent :meth:`CVAE.fit` calls: they seed and draw from
 #: torch's process-global RNG (weight initialisation, latent samples), which two threads would
 #: otherwise share.
@@ -55,6 +61,15 @@ def _check_random_state(seed):
     if isinstance(seed, np.random.Generator):
         return seed
     return np.random.default_rng(seed)
+
+
+def _batch_stream(next_positions, rng, batch_size):
+    """Batches of shard positions without end: one random tiling (``next_positions(rng)``) after
+    another, each cut into batches of ``batch_size``."""
+    while True:
+        pos = next_positions(rng)
+        for i in range(0, len(pos), batch_size):
+            yield pos[i:i + batch_size]
 
 
 class CVAE(BaseEstimator):
@@ -81,14 +96,27 @@ class CVAE(BaseEstimator):
         Training shard stride. None draws, each epoch, a random offset of a
         non-overlapping tiling (fast, and every pixel is seen each epoch);
         an int uses the fixed overlapping grid of that stride.
-    epochs : int
-        Maximum number of epochs.
+    max_steps : int
+        The training budget in optimiser steps (each a batch of ``batch_size``
+        shards), the same on every map: shards are drawn from random tilings of
+        the map until the budget is spent (a small map is visited many times, a
+        large one partly), so the time of a fit does not grow with the map. The
+        validation loss is measured every ``validation_every`` steps; see
+        ``early_stopping``. Ignored when ``epochs`` is given.
+    validation_every : int
+        Optimiser steps between two measures of the validation loss (the
+        progress bar's update, a point of ``history_``, one step of the
+        learning-rate schedule) when the budget is ``max_steps``.
+    epochs : int, optional
+        A budget in passes over the map instead (one random tiling each, so the
+        number of steps grows with the map's area): the validation loss is then
+        measured after each pass.
     batch_size : int
         Shards per optimisation step. Small batches give more optimiser steps
-        per epoch (a 192 × 192 map has 64 shards per epoch), which the model
-        needs to start using its latent space.
+        per shard seen, which the model needs to start using its latent space.
     learning_rate : float
-        Peak learning rate of Adam (cosine-annealed over ``epochs``).
+        Peak learning rate of Adam, cosine-annealed over the budget (to 1/20 of
+        it, in ``validation_every``-step intervals, or per epoch).
     loss : {"poisson", "ce"}
         ``"poisson"`` (default): Poisson likelihood of the measured counts
         (:func:`~hyperspy_cvae.cvae.losses.poisson_nll_loss`, the cross-entropy
@@ -104,8 +132,10 @@ class CVAE(BaseEstimator):
         shards get zero weight on those pixels); 0 disables it. Maps with
         fewer than 4 tiles train without validation.
     early_stopping : bool
-        Stop when the validation loss (training loss without validation) has
-        not improved for ``patience`` epochs; the best weights are kept.
+        Stop when the validation loss (the training loss without validation)
+        has not improved for ``patience`` measures; the best weights are kept.
+        The validation tiles evaluated are at most ``MAX_VALIDATION_SHARDS``,
+        so a measure costs the same on every map.
     patience : int
         See ``early_stopping``.
     augment : bool
@@ -117,26 +147,30 @@ class CVAE(BaseEstimator):
     show_progressbar : bool or None
         None follows ``hs.preferences.General.show_progressbar``.
     shards_per_epoch : int, optional
-        Draw this many shards at uniformly random positions per epoch instead
-        of one randomly offset tiling (which gives only ``(ny/24)·(nx/24)``
-        shards, e.g. 64 on a 192 × 192 map, i.e. 8 optimiser steps per
-        epoch). More shards per epoch = more optimiser steps, at a
-        proportional cost in time.
+        Draw this many shards at uniformly random positions per tiling instead
+        of one randomly offset tiling (``(ny/S)·(nx/S)`` shards, e.g. 64 on a
+        192 × 192 map).
 
     Examples
     --------
     >>> from hyperspy_cvae.synthetic import bifeo3_si
     >>> s = bifeo3_si((48, 48), random_state=0).isig[680.:740.]
-    >>> cvae = CVAE(epochs=2, random_state=0, show_progressbar=False).fit(s.data)
-    >>> len(cvae.history_["train_loss"])
+    >>> cvae = CVAE(max_steps=20, validation_every=10, random_state=0,
+    ...             show_progressbar=False).fit(s.data)
+    >>> cvae.history_["steps"]
+    [10, 20]
+    >>> len(CVAE(epochs=2, random_state=0, show_progressbar=False).fit(s.data).history_["train_loss"])
     2
     """
 
-    def __init__(self, latent_dim=48, beta=1.2, shard_size="auto", stride=None, epochs=30,
-                 batch_size=2, learning_rate=1e-3, loss="poisson", widths=(8, 16, 32, 32),
-                 validation_fraction=0.1, early_stopping=True, patience=6, augment=True,
-                 device="auto", random_state=None, show_progressbar=None, shards_per_epoch=None):
+    def __init__(self, latent_dim=48, beta=1.2, shard_size="auto", stride=None, max_steps=DEFAULT_STEPS,
+                 validation_every=25, epochs=None, batch_size=2, learning_rate=1e-3, loss="poisson",
+                 widths=(8, 16, 32, 32), validation_fraction=0.1, early_stopping=True, patience=6,
+                 augment=True, device="auto", random_state=None, show_progressbar=None,
+                 shards_per_epoch=None):
         self.shards_per_epoch = shards_per_epoch
+        self.max_steps = max_steps
+        self.validation_every = validation_every
         self.latent_dim = latent_dim
         self.beta = beta
         self.shard_size = shard_size
@@ -172,8 +206,10 @@ class CVAE(BaseEstimator):
         top = 24 if self.shard_size == "auto" else int(self.shard_size)
         if self.stride is not None and not 1 <= int(self.stride) <= top:
             raise ValueError(f"`stride` must be in [1, shard_size], got {self.stride}.")
-        if int(self.epochs) < 1 or int(self.batch_size) < 1:
-            raise ValueError("`epochs` and `batch_size` must be >= 1.")
+        for name in ("max_steps", "validation_every", "batch_size") + (("epochs",) if self.epochs is not None else ()):
+            value = getattr(self, name)
+            if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < 1:
+                raise ValueError(f"`{name}` must be an integer >= 1, got {value!r}.")
         if not 0 <= float(self.validation_fraction) < 0.5:
             raise ValueError("`validation_fraction` must be in [0, 0.5).")
         if float(self.beta) < 0 or int(self.latent_dim) < 1:
@@ -306,26 +342,56 @@ class CVAE(BaseEstimator):
         def failure(what, value, epoch, step):
             return nonfinite_error(what, value, epoch, step, info, axis, self)
 
+        if val_pos is not None and len(val_pos) > MAX_VALIDATION_SHARDS:
+            val_pos = val_pos[np.sort(rng.choice(len(val_pos), MAX_VALIDATION_SHARDS, replace=False))]
+        bs = int(self.batch_size)
+        by_epoch = self.epochs is not None
+        if by_epoch:  # one interval = one random tiling
+            n_intervals, total, unit = int(self.epochs), int(self.epochs), "epoch"
+        else:
+            every = int(self.validation_every)
+            n_intervals, total, unit = math.ceil(int(self.max_steps) / every), int(self.max_steps), "step"
+            stream = _batch_stream(next_positions, rng, bs)
+
+        def interval_batches(k):
+            if by_epoch:
+                pos = next_positions(rng)
+                return (pos[i:i + bs] for i in range(0, len(pos), bs))
+            return (next(stream) for _ in range(min(every, int(self.max_steps) - k * every)))
+
+        def validation_loss(model, epoch):
+            model.eval()
+            vt, vn = 0.0, 0
+            with torch.no_grad():
+                for step, i in enumerate(range(0, len(val_pos), bs)):
+                    pb, cb, wb = make_batch(self, val_arrays, val_pos[i:i + bs])
+                    loss_value = float(self._loss(model, pb, cb, wb, sample=False)[0])
+                    if not math.isfinite(loss_value):
+                        raise failure("validation loss", loss_value, epoch, step)
+                    vt += loss_value * len(pb)
+                    vn += len(pb)
+            return vt / vn
+
         with _TRAINING_LOCK, torch.random.fork_rng(
                 devices=[] if self.device_.type == "cpu" else [self.device_]):
             torch.manual_seed(torch_seed)
             model = CVAE3D(n_e, s, int(self.latent_dim), tuple(self.widths),
                            mean_spectrum=torch.from_numpy(mean_spec)).to(self.device_)
             opt = torch.optim.Adam(model.parameters(), lr=float(self.learning_rate))
-            sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=int(self.epochs),
+            sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=n_intervals,
                                                                eta_min=float(self.learning_rate) / 20)
-            history = {"train_loss": [], "val_loss": [], "kl": [], "seconds": []}
+            history = {"train_loss": [], "val_loss": [], "kl": [], "seconds": [], "steps": []}
             best, best_state, bad = np.inf, None, 0
             use_amp = self.device_.type == "cuda"
-            bar = tqdm(range(int(self.epochs)), disable=not show, desc="Training CVAE", unit="epoch")
+            bar = tqdm(total=total, disable=not show, desc="Training CVAE", unit=unit)
             t_start = time.perf_counter()
+            n_steps = 0
             try:
-                for epoch in bar:
+                for epoch in range(n_intervals):
                     model.train()
-                    pos = next_positions(rng)
                     tot, tot_kl, nb = 0.0, 0.0, 0
-                    for step, i in enumerate(range(0, len(pos), int(self.batch_size))):
-                        pb, cb, wb = make_batch(self, arrays, pos[i:i + int(self.batch_size)], rng)
+                    for step, batch in enumerate(interval_batches(epoch)):
+                        pb, cb, wb = make_batch(self, arrays, batch, rng)
                         with torch.autocast(self.device_.type, dtype=torch.bfloat16, enabled=use_amp):
                             loss, rec, kl = self._loss(model, pb, cb, wb)
                         loss_value = loss.item()
@@ -336,29 +402,22 @@ class CVAE(BaseEstimator):
                         if not grads_finite(model.parameters()):
                             raise failure("gradient of the training loss", None, epoch, step)
                         opt.step()
+                        n_steps += 1
                         tot += loss_value * len(pb)
                         tot_kl += kl.item() * len(pb)
                         nb += len(pb)
+                        if not by_epoch:
+                            bar.update(1)
                     sched.step()
                     train_loss = tot / max(nb, 1)
                     history["train_loss"].append(train_loss)
                     history["kl"].append(tot_kl / max(nb, 1))
-                    val_loss = float("nan")
-                    if val_pos is not None:
-                        model.eval()
-                        with torch.no_grad():
-                            vt, vn = 0.0, 0
-                            for step, i in enumerate(range(0, len(val_pos), int(self.batch_size))):
-                                pb, cb, wb = make_batch(self, val_arrays, val_pos[i:i + int(self.batch_size)])
-                                loss, _, _ = self._loss(model, pb, cb, wb, sample=False)
-                                loss_value = float(loss)
-                                if not math.isfinite(loss_value):
-                                    raise failure("validation loss", loss_value, epoch, step)
-                                vt += loss_value * len(pb)
-                                vn += len(pb)
-                        val_loss = vt / vn
+                    val_loss = float("nan") if val_pos is None else validation_loss(model, epoch)
                     history["val_loss"].append(val_loss)
                     history["seconds"].append(time.perf_counter() - t_start)
+                    history["steps"].append(n_steps)
+                    if by_epoch:
+                        bar.update(1)
                     bar.set_postfix(loss=f"{train_loss:.2f}", val=f"{val_loss:.2f}")
                     monitor = val_loss if val_pos is not None else train_loss
                     if monitor < best - 1e-3:  # the loss includes the spectra's entropy: absolute tolerance
@@ -367,8 +426,9 @@ class CVAE(BaseEstimator):
                     else:
                         bad += 1
                         if self.early_stopping and bad >= int(self.patience):
-                            _logger.info("Early stopping at epoch %d (no improvement for %d epochs).",
-                                         epoch + 1, bad)
+                            _logger.info("Early stopping after %d %ss (no improvement in %d measures "
+                                         "of the validation loss).", n_steps if not by_epoch else epoch + 1,
+                                         unit, bad)
                             break
             finally:
                 bar.close()
@@ -380,6 +440,7 @@ class CVAE(BaseEstimator):
         self.model_ = model
         self.history_ = history
         self.fit_seconds_ = history["seconds"][-1] if history["seconds"] else 0.0
+        self.n_steps_ = n_steps
         self.n_train_pixels_ = int(weight.sum())
         del arrays, data
         _release_freed_memory()

@@ -8,7 +8,8 @@ __all__ = ["plot_history"]
 
 
 def plot_history(cvae, ax=None):
-    """Training and validation loss per epoch of a fitted CVAE; returns the matplotlib axes.
+    """Training and validation loss of a fitted CVAE against optimiser steps (per epoch for a
+    history without steps); returns the matplotlib axes.
 
     Parameters
     ----------
@@ -35,12 +36,13 @@ def plot_history(cvae, ax=None):
         history, loss = cvae.history_, cvae.loss
     if ax is None:
         _, ax = plt.subplots(figsize=(5, 3.5))
-    ep = np.arange(1, len(history["train_loss"]) + 1)
+    steps = history.get("steps")
+    ep = np.asarray(steps) if steps else np.arange(1, len(history["train_loss"]) + 1)
     ax.plot(ep, history["train_loss"], label="train")
     if np.isfinite(history["val_loss"]).any():
         ax.plot(ep, history["val_loss"], label="validation")
     ax.ticklabel_format(axis="y", useOffset=False)
-    ax.set_xlabel("epoch")
+    ax.set_xlabel("optimiser step" if steps else "epoch")
     ax.set_ylabel(f"loss ({loss} + β·KL) per shard")
     ax.legend()
     return ax

@@ -1,0 +1,64 @@
+"""The training budget in optimiser steps: the same on every map, with its progress bar."""
+
+import functools
+
+import dask.array as da
+import numpy as np
+import pytest
+
+from hyperspy_cvae import CVAE
+from hyperspy_cvae.synthetic import bifeo3_si
+
+
+@functools.lru_cache(maxsize=None)
+def _cube(n):
+    return bifeo3_si((n, n), random_state=0).isig[690.0:730.0].data
+
+
+@pytest.mark.parametrize("n", [16, 64])
+def test_step_budget_does_not_grow_with_the_map(n):
+    cvae = CVAE(max_steps=12, validation_every=4, early_stopping=False, latent_dim=8,
+                random_state=0, show_progressbar=False).fit(_cube(n))
+    assert cvae.n_steps_ == 12
+    assert cvae.history_["steps"] == [4, 8, 12]
+    assert len(cvae.history_["train_loss"]) == len(cvae.history_["val_loss"]) == 3
+
+
+def test_step_budget_on_dask_input_and_last_interval_shorter():
+    cvae = CVAE(max_steps=10, validation_every=4, early_stopping=False, latent_dim=8,
+                random_state=0, show_progressbar=False).fit(da.from_array(_cube(32), chunks=(16, 16, -1)))
+    assert cvae.history_["steps"] == [4, 8, 10]
+
+
+def test_early_stopping_counts_measures():
+    # learning rate ~0: the validation loss (2 of the 16 tiles) cannot improve after the first measure
+    cvae = CVAE(max_steps=40, validation_every=2, patience=2, learning_rate=1e-12, latent_dim=8,
+                random_state=0, show_progressbar=False).fit(_cube(96))
+    assert cvae.history_["steps"] == [2, 4, 6]
+    assert cvae.n_steps_ == 6
+
+
+def test_epochs_give_a_budget_in_passes():
+    cvae = CVAE(epochs=2, latent_dim=8, random_state=0, show_progressbar=False).fit(_cube(48))
+    steps = cvae.history_["steps"]  # a pass = the batches of one randomly offset tiling
+    assert len(cvae.history_["train_loss"]) == len(steps) == 2 and 0 < steps[0] < steps[1]
+
+
+def test_progress_bar_shows_budget_loss_and_time_left(capsys):
+    CVAE(max_steps=6, validation_every=3, latent_dim=8, random_state=0,
+         show_progressbar=True).fit(_cube(16))
+    err = capsys.readouterr().err
+    assert "6/6" in err and "step" in err and "loss=" in err and "<" in err  # elapsed<remaining
+
+
+@pytest.mark.parametrize("kw", [dict(max_steps=0), dict(validation_every=0), dict(max_steps=2.5),
+                                dict(epochs=0), dict(max_steps=True)])
+def test_bad_budget_is_refused(kw):
+    with pytest.raises(ValueError, match="must be an integer >= 1"):
+        CVAE(**kw).fit(_cube(16))
+
+
+def test_same_seed_same_model_under_the_step_budget():
+    a = CVAE(max_steps=4, validation_every=2, latent_dim=8, random_state=3, show_progressbar=False).fit(_cube(16))
+    b = CVAE(max_steps=4, validation_every=2, latent_dim=8, random_state=3, show_progressbar=False).fit(_cube(16))
+    assert a.checksum() == b.checksum()
