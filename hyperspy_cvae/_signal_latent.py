@@ -74,8 +74,8 @@ class LatentMethods:
         reproduces well (extended regions, fine-structure changes), at the
         resolution of the shard stride. See
         :func:`hyperspy_cvae.latent.latent_mahalanobis` for the maths. Uses
-        ``s.cvae_results["latent_map"]`` (running :meth:`cvae_decomposition`
-        first if needed).
+        ``s.cvae_results["latent_map"]`` when it has the model and the stride
+        (else runs :meth:`cvae_decomposition` with every shard of that grid).
 
         Parameters
         ----------
@@ -184,8 +184,8 @@ class LatentMethods:
                               random_state=0, show_progressbar=None):
         """The latent view: the shards' latent means embedded in 2D, one point per shard.
 
-        Embeds ``s.cvae_results["latent_map"]`` (running :meth:`cvae_decomposition`
-        first if needed) with :func:`hyperspy_cvae.latent.latent_embedding`,
+        Embeds the latent map of half-shard stride (``s.cvae_results["latent_map"]``
+        when it is that one, else :meth:`cvae_decomposition` with every shard) with :func:`hyperspy_cvae.latent.latent_embedding`,
         optionally clusters it into phases (as :meth:`cvae_phase_map`, on the
         shard grid) and flags the shards that contain a pixel of ``mask``, then
         draws :func:`hyperspy_cvae.plotting.plot_latent_embedding`. Clicking a

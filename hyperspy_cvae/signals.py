@@ -220,11 +220,11 @@ class CVAEEELSSpectrum(LatentMethods, PlotMethods, EELSSpectrum):
             log message, see :func:`hyperspy_cvae.cvae.streaming.plan_blocks`).
         blend : {"quincunx", "full"}, optional
             At half-shard stride: ``"quincunx"`` (the default there) runs every
-            other shard of the grid, in a checkerboard, so that each pixel is
-            blended from 2 shards, one of which holds it away from its borders;
-            ``"full"`` runs them all (4 shards per pixel, twice the time; see
-            ``benchmarks/NOTES.md`` for what it changes). Other strides use
-            every shard.
+            other shard of the grid, in a checkerboard (and every shard along the
+            map's borders), so that each pixel is blended from 2 overlapping
+            shards; ``"full"`` runs them all (4 shards per pixel inside the map,
+            1.6–2 × the time; ``benchmarks/NOTES.md`` §13 has what it changes).
+            Other strides use every shard.
 
         Returns
         -------
@@ -266,9 +266,11 @@ class CVAEEELSSpectrum(LatentMethods, PlotMethods, EELSSpectrum):
             it, e.g. ``normalize_poissonian_noise=True``) and
             ``get_decomposition_model(n_components)``. ``"cvae"``: the fitted
             model (``s.cvae`` or ``cvae=``); if there is none and ``kwargs`` holds
-            :meth:`fit_cvae` arguments (e.g. ``epochs=20``), one is fitted first
+            :meth:`fit_cvae` arguments (e.g. ``random_state=0``), one is fitted first
             on ``signal_range`` (default: the window ± 20 eV, clipped to the axis).
-            Remaining ``kwargs`` go to :meth:`cvae_decomposition`. ``"rx"``: the
+            Remaining ``kwargs`` go to :meth:`cvae_decomposition` (with a fitted
+            model, ``stride``, ``blend`` and ``batch_size`` are the reconstruction's,
+            e.g. ``stride=24`` for one shard per pixel). ``"rx"``: the
             Reed–Xiaoli detector on ``n_components`` PCA scores of the window
             (:func:`hyperspy_cvae.baselines.rx_map`; it has its own statistic,
             ``score`` is ignored).

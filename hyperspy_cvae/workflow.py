@@ -28,6 +28,8 @@ __all__ = ["fit_cvae", "cvae_decomposition", "reconstruct", "anomaly_map", "shif
 
 #: ``fit_cvae`` arguments that are not :class:`~hyperspy_cvae.CVAE` parameters.
 _FIT_ONLY = ("signal_range", "train_mask", "max_train_shards")
+#: Arguments of :func:`cvae_decomposition` that an anomaly map passes on to the reconstruction.
+_DECOMPOSITION = ("stride", "blend", "batch_size", "chunk", "device")
 #: CVAE parameters that belong to where the model runs, not to what it learns.
 _RUNTIME = ("device", "show_progressbar")
 
@@ -205,14 +207,17 @@ def reconstruct(signal, method, window, *, n_components=3, cvae=None, show_progr
         return signal, pca_reconstruction(signal, n_components, **kwargs)
     if method != "cvae":
         raise ValueError(f"`method` must be 'pca', 'cvae' or 'rx', got {method!r}.")
-    fit_kw = {k: kwargs.pop(k) for k in list(kwargs) if k in fit_arguments()}
     if cvae is None:
         cvae = getattr(signal, "cvae", None)
+    # With a fitted model, ``stride`` and ``batch_size`` (also training parameters) are the
+    # reconstruction's; without one they train the model fitted here.
+    fit_kw = {k: kwargs.pop(k) for k in list(kwargs)
+              if k in fit_arguments() and (cvae is None or k not in _DECOMPOSITION)}
     if cvae is None:
         if not fit_kw:
             raise RuntimeError(
                 "No fitted CVAE on this signal: call `s.fit_cvae(...)` first, pass `cvae=`, "
-                "or pass fit_cvae arguments (e.g. `epochs=20, random_state=0`) to fit one now.")
+                "or pass fit_cvae arguments (e.g. `max_steps=400, random_state=0`) to fit one now.")
         if "signal_range" not in fit_kw:
             from .edges import fit_range
 

@@ -62,3 +62,17 @@ def test_same_seed_same_model_under_the_step_budget():
     a = CVAE(max_steps=4, validation_every=2, latent_dim=8, random_state=3, show_progressbar=False).fit(_cube(16))
     b = CVAE(max_steps=4, validation_every=2, latent_dim=8, random_state=3, show_progressbar=False).fit(_cube(16))
     assert a.checksum() == b.checksum()
+
+
+def test_anomaly_map_passes_stride_and_blend_to_the_reconstruction():
+    from hyperspy_cvae.synthetic import bifeo3_si as cube
+
+    s = cube((32, 32), random_state=0)
+    s.fit_cvae(shard_size=16, max_steps=2, latent_dim=8, random_state=0, show_progressbar=False)
+    res = s.anomaly_map("cvae", stride=16, show_progressbar=False)
+    assert res.reconstruction.metadata.CVAE.reconstruction.stride == 16
+    assert res.reconstruction.metadata.CVAE.reconstruction.blend == "full"
+    res = s.anomaly_map("cvae", blend="full", show_progressbar=False)
+    assert res.reconstruction.metadata.CVAE.reconstruction.blend == "full"
+    with pytest.raises(ValueError, match="would be ignored"):
+        s.anomaly_map("cvae", latent_dim=4, show_progressbar=False)

@@ -35,3 +35,39 @@ def test_map_shards_identity_any_size(shape, chunk):
 def test_map_shards_rejects_bad_stride():
     with pytest.raises(ValueError, match="divide"):
         map_shards(np.zeros((16, 16, 3)), lambda s: (s, None), shard_size=8, stride=3, n_out=3)
+
+
+@pytest.mark.parametrize("shape,chunk", [((50, 37, 4), 16), ((24, 24, 4), None), ((61, 48, 4), 24),
+                                         ((8, 40, 4), None)])
+def test_quincunx_blend_covers_every_pixel_with_half_the_shards(shape, chunk):
+    rng = np.random.default_rng(2)
+    cube = rng.normal(size=shape).astype(np.float32)
+
+    def ident(shards):
+        return shards, shards.mean((1, 2, 3))[:, None]
+
+    rec, lat, grid = map_shards(da.from_array(cube, chunks=(13, 17, -1)), ident, shard_size=8,
+                                stride=4, n_out=4, chunk=chunk, latent_dim=1, blend="quincunx")
+    np.testing.assert_allclose(rec.compute(), cube, rtol=1e-5, atol=1e-6)  # no pixel left out
+    lat = lat.compute()[..., 0]
+    gy, gx = len(grid["pos_y"]), len(grid["pos_x"])
+    assert gy % 2 == 1 and gx % 2 == 1  # the even rows and columns span the map
+    kept = ~np.isnan(lat)
+    border = np.zeros((gy, gx), bool)
+    border[[0, -1]] = border[:, [0, -1]] = True
+    np.testing.assert_array_equal(kept, ((np.add.outer(np.arange(gy), np.arange(gx)) % 2) == 0) | border)
+    # every pixel is blended from two overlapping shards where the full grid has two or more
+    # (its four corner blocks have one), never from one alone as in a tiling
+    pos_y, pos_x = grid["pos_y"], grid["pos_x"]
+    count, full = (np.zeros((pos_y[-1] + 8, pos_x[-1] + 8), int) for _ in range(2))
+    for i, y in enumerate(pos_y):
+        for j, x in enumerate(pos_x):
+            full[y:y + 8, x:x + 8] += 1
+            count[y:y + 8, x:x + 8] += kept[i, j]
+    assert (count >= np.minimum(full, 2))[:shape[0], :shape[1]].all()
+
+
+def test_quincunx_needs_the_half_shard_stride():
+    with pytest.raises(ValueError, match="half the shard"):
+        map_shards(np.zeros((16, 16, 3)), lambda s: (s, None), shard_size=8, stride=2, n_out=3,
+                   blend="quincunx")

@@ -20,6 +20,7 @@ import torch
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
+from .._threads import TORCH_LOCK
 from .checkpoint import load_checkpoint, save_checkpoint, weights_checksum
 from .device import resolve_device
 from .guards import dead_channels, describe_channels, grads_finite, nonfinite_error
@@ -36,9 +37,6 @@ _INFERENCE_BYTES = 4 << 20  # input spectra per forward pass when batch_size is 
 
 #: Default training budget of :class:`CVAE`, in optimiser steps (see ``max_steps``).
 DEFAULT_STEPS = 400
-#: Most validation shards evaluated per measure of the validation loss (a random subset of the
-#: held-out tiles on large maps), so that a measure costs the same on every map.
-MAX_VALIDATION_SHARDS = 64
 
 #: Serialises the training sections of concurrent :meth:`CVAE.fit` calls: they seed and draw from
 #: torch's process-global RNG (weight initialisation, latent samples), which two threads would
@@ -134,8 +132,8 @@ class CVAE(BaseEstimator):
     early_stopping : bool
         Stop when the validation loss (the training loss without validation)
         has not improved for ``patience`` measures; the best weights are kept.
-        The validation tiles evaluated are at most ``MAX_VALIDATION_SHARDS``,
-        so a measure costs the same on every map.
+        The validation tiles are at most 64 (``sampling.MAX_VALIDATION_SHARDS``), so a
+        measure costs the same on every map.
     patience : int
         See ``early_stopping``.
     augment : bool
@@ -206,7 +204,8 @@ class CVAE(BaseEstimator):
         top = 24 if self.shard_size == "auto" else int(self.shard_size)
         if self.stride is not None and not 1 <= int(self.stride) <= top:
             raise ValueError(f"`stride` must be in [1, shard_size], got {self.stride}.")
-        for name in ("max_steps", "validation_every", "batch_size") + (("epochs",) if self.epochs is not None else ()):
+        budget = ("epochs",) if self.epochs is not None else ("max_steps", "validation_every")
+        for name in budget + ("batch_size",):
             value = getattr(self, name)
             if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < 1:
                 raise ValueError(f"`{name}` must be an integer >= 1, got {value!r}.")
@@ -342,8 +341,6 @@ class CVAE(BaseEstimator):
         def failure(what, value, epoch, step):
             return nonfinite_error(what, value, epoch, step, info, axis, self)
 
-        if val_pos is not None and len(val_pos) > MAX_VALIDATION_SHARDS:
-            val_pos = val_pos[np.sort(rng.choice(len(val_pos), MAX_VALIDATION_SHARDS, replace=False))]
         bs = int(self.batch_size)
         by_epoch = self.epochs is not None
         if by_epoch:  # one interval = one random tiling
@@ -467,7 +464,7 @@ class CVAE(BaseEstimator):
         dev = next(model.parameters()).device
         rec = np.empty(p.shape, np.float32)
         lats = np.empty((len(p), int(self.latent_dim)), np.float32)
-        with torch.no_grad():
+        with TORCH_LOCK, torch.no_grad():
             for i in range(0, len(p), batch_size):
                 pb = torch.from_numpy(np.ascontiguousarray(p[i:i + batch_size])).to(dev)
                 mu, _ = model.encode(pb)

@@ -70,14 +70,14 @@ class EnergyConvTranspose3d(nn.ConvTranspose3d):
     (True, (1, 2, 2, 2, 24))
     """
 
-    def _subpixel(self) -> bool:
+    def _subpixel(self, x) -> bool:
         s = self.stride[2]
-        return (self.kernel_size == (1, 1, 2 * s) and self.stride[:2] == (1, 1) and s % 2 == 0
+        return (x.dim() == 5 and self.kernel_size == (1, 1, 2 * s) and self.stride[:2] == (1, 1) and s % 2 == 0
                 and self.padding == (0, 0, s // 2) and self.output_padding == (0, 0, 0)
                 and self.dilation == (1, 1, 1) and self.groups == 1)
 
     def forward(self, x: torch.Tensor, output_size=None) -> torch.Tensor:
-        if output_size is not None or not self._subpixel():
+        if output_size is not None or not self._subpixel(x):
             return super().forward(x, output_size)
         s, h = self.stride[2], self.stride[2] // 2
         w = self.weight[:, :, 0, 0, :]                      # (C_in, C_out, 2s)

@@ -18,6 +18,9 @@ _logger = logging.getLogger(__name__)
 
 _DEFAULT_CACHE_BYTES = 128 << 20  # training shard cache for dask input (see CVAE.fit)
 _F32_MAX = float(np.finfo(np.float32).max)
+#: Most validation tiles held out (a random ``validation_fraction`` of the tiles up to this), so
+#: that a measure of the validation loss costs the same on every map.
+MAX_VALIDATION_SHARDS = 64
 
 
 def normalise_spectra(counts, eps=1e-12):
@@ -136,7 +139,8 @@ def make_batch(est, arrays, pos, rng=None):
 
 
 def validation_blocks(est, rng, weight):
-    """Held-out validation blocks: a random ``validation_fraction`` of the S × S tiles.
+    """Held-out validation blocks: a random ``validation_fraction`` of the S × S tiles, at most
+    ``MAX_VALIDATION_SHARDS`` (a large map keeps the rest for training).
 
     Scattered over the whole map (not a band at one edge, which on a
     film/substrate cross-section would hide a whole phase from training).
@@ -151,7 +155,7 @@ def validation_blocks(est, rng, weight):
         return None, weight
     ys, xs = np.arange(0, ny - s + 1, s), np.arange(0, nx - s + 1, s)
     tiles = _mostly_weighted(np.array([(y, x) for y in ys for x in xs]), weight, s, keep_one=False)
-    n_val = int(round(frac * len(tiles)))
+    n_val = min(int(round(frac * len(tiles))), MAX_VALIDATION_SHARDS)
     if len(tiles) < 4 or n_val < 1:
         _logger.info("Map too small for validation blocks (%d tiles of %d × %d); training "
                      "without validation.", len(tiles), s, s)

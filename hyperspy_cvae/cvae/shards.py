@@ -34,23 +34,31 @@ def _pairs(pos_y, pos_x, keep):
     return [(y, x) for i, y in enumerate(pos_y) for j, x in enumerate(pos_x) if keep is None or keep[i, j]]
 
 
-def checkerboard(n_y, n_x, first=(0, 0)):
+def checkerboard(n_y, n_x, first=(0, 0), grid=None):
     """Boolean grid (n_y, n_x) of the shards kept by the quincunx blend: ``(i + j)`` even, counted
-    from the global grid index ``first`` of the grid's first shard.
+    from the global grid index ``first`` of the grid's first shard, plus every shard of the
+    global grid's first and last rows and columns (``grid``: its shape; default ``(n_y, n_x)``).
 
-    On a grid of stride ``S/2`` the kept shards form two interleaved grids of stride ``S``, offset
-    by half a shard: every interior pixel lies in two of them, one of which holds it away from its
-    edges, at half the cost of the full grid (four shards per pixel).
+    On a grid of stride ``S/2`` the checkerboard is two interleaved grids of stride ``S`` offset
+    by half a shard, so every interior pixel lies in two kept shards instead of four. Along the
+    map's borders a pixel lies in one row (or column) of shards only; there every shard is kept,
+    so that it is still blended from two overlapping shards, as with the full grid.
 
     Examples
     --------
-    >>> checkerboard(2, 3).astype(int)
+    >>> checkerboard(3, 5).astype(int)
+    array([[1, 1, 1, 1, 1],
+           [1, 1, 0, 1, 1],
+           [1, 1, 1, 1, 1]])
+    >>> checkerboard(5, 5)[1:4, 1:4].astype(int)
     array([[1, 0, 1],
-           [0, 1, 0]])
+           [0, 1, 0],
+           [1, 0, 1]])
     """
+    gy, gx = (n_y, n_x) if grid is None else grid
     i = np.arange(n_y)[:, None] + first[0]
     j = np.arange(n_x)[None, :] + first[1]
-    return (i + j) % 2 == 0
+    return ((i + j) % 2 == 0) | (i == 0) | (i == gy - 1) | (j == 0) | (j == gx - 1)
 
 
 def extract_shards(cube, pos_y, pos_x, shard_size, keep=None):

@@ -174,11 +174,12 @@ def map_shards(data, func, *, shard_size, stride, n_out, chunk=None, latent_dim=
         (``func([payload,] *shard_arrays)``). Default: the block itself.
     blend : {"full", "quincunx"}
         ``"full"``: every shard of the grid. ``"quincunx"`` (``stride`` must be half
-        the shard): every other shard, in a checkerboard
-        (:func:`~hyperspy_cvae.cvae.shards.checkerboard`): two interleaved grids of
-        stride ``shard_size`` offset by half a shard, so each pixel is blended from
-        two shards instead of four (the map is padded so that its far corners are
-        covered). Skipped shards have NaN latents.
+        the shard): every other shard, in a checkerboard, and every shard along the
+        map's borders (:func:`~hyperspy_cvae.cvae.shards.checkerboard`): each pixel
+        is blended from two overlapping shards instead of four (the padded map has
+        an odd number of shards per axis, so that the even rows and columns of the
+        grid form a full grid of stride ``shard_size``). Skipped shards have NaN
+        latents.
 
     Returns
     -------
@@ -203,7 +204,7 @@ def map_shards(data, func, *, shard_size, stride, n_out, chunk=None, latent_dim=
     arr, (cy, cx) = plan_blocks(arr, shard_size=s, stride=stride, chunk=chunk)
     ny, nx = arr.shape[:2]
     py, px = grid_padding(ny, s, stride), grid_padding(nx, s, stride)
-    if quincunx:  # an odd number of shards per axis: the shards at the four corners are kept
+    if quincunx:  # an odd number of shards per axis: the even rows and columns span the map
         py += stride * (((ny + py - s) // stride) % 2)
         px += stride * (((nx + px - s) // stride) % 2)
     if py or px:
@@ -215,7 +216,8 @@ def map_shards(data, func, *, shard_size, stride, n_out, chunk=None, latent_dim=
     @dask.delayed(pure=True)
     def _block(ext, shared, oy, ox, core_y, core_x, py_loc, px_loc, lat_y, lat_x):
         ext = np.asarray(ext)
-        keep = checkerboard(len(py_loc), len(px_loc), (oy // stride, ox // stride)) if quincunx else None
+        keep = (checkerboard(len(py_loc), len(px_loc), (oy // stride, ox // stride),
+                             (len(pos_y), len(pos_x))) if quincunx else None)
         parts = (ext,) if prepare is None else prepare(ext)
         shards = [extract_shards(a, py_loc, px_loc, s, keep) for a in parts]
         out, lat = func(*shards) if shared is None else func(shared, *shards)
