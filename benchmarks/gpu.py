@@ -1,74 +1,62 @@
-"""CVAE fit and inference speed on a CUDA GPU, next to HyperSpy SVD in the same run.
+"""The scaling benchmark on a CUDA GPU: the same table as ``benchmarks/scaling.py``, with issue 17's
+GPU targets checked.
 
-    python benchmarks/gpu.py                 # needs CUDA; writes benchmarks/results/gpu.{json,md}
-    python benchmarks/gpu.py --device cpu    # the same measurement on the CPU (for comparison)
+    python benchmarks/gpu.py          # needs CUDA; writes benchmarks/results/gpu/scaling.{csv,png,md}
+    python benchmarks/gpu.py --quick  # a smoke run
 
-Same data and settings as the main benchmark (default 192 × 192 × 1200 cube, 660–760 eV,
-20 epochs max with early stopping, inference at half-shard stride), so the figures can be put
-side by side with ``benchmarks/results/summary.md``'s speed rows.
+Every step runs with the package's defaults (``device="auto"`` takes the GPU for the CVAE);
+HyperSpy PCA runs on the CPU as it always does. Without CUDA it says so and exits with status 2
+(nothing is measured: run ``benchmarks/scaling.py`` for the CPU table).
 """
 
+from __future__ import annotations
+
 import argparse
-import json
-import os
-import platform
+import csv
+import pathlib
 import sys
-import time
-from pathlib import Path
 
-import torch
+HERE = pathlib.Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
 
-import hyperspy_cvae
-from hyperspy_cvae.synthetic import bifeo3_si
+#: Issue 17's GPU targets (H100/H200 class): inference throughput and the 192² fit time.
+TARGET_SPECTRA_PER_S = 1_000_000
+TARGET_FIT_SECONDS = 5.0
+
+
+def check(out):
+    """Lines that check the GPU targets on ``out/scaling.csv``."""
+    rows = list(csv.DictReader(open(out / "scaling.csv")))
+    nav = [r for r in rows if r["series"] in ("nav", "nav_lazy")]
+    best = max((r for r in nav if r["step"] == "anomaly_map"), key=lambda r: float(r["spectra_per_second"]))
+    fit = next((r for r in nav if r["series"] == "nav" and r["ny"] == "192" and r["step"] == "fit"), None)
+    L = [f"- anomaly_map: best {float(best['spectra_per_second']):,.0f} spectra/s ({best['ny']}², "
+         f"{best['series']}; target ≥ {TARGET_SPECTRA_PER_S:,}): "
+         f"{'met' if float(best['spectra_per_second']) >= TARGET_SPECTRA_PER_S else 'not met'}."]
+    if fit is not None:
+        L.append(f"- fit_cvae() on 192²: {float(fit['seconds']):.1f} s (target ≤ {TARGET_FIT_SECONDS:g} s): "
+                 f"{'met' if float(fit['seconds']) <= TARGET_FIT_SECONDS else 'not met'}.")
+    return L
 
 
 def main(argv=None):
+    import torch
+
+    import scaling
+
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--device", default="cuda")
-    ap.add_argument("--size", type=int, default=192)
-    ap.add_argument("--epochs", type=int, default=20)
-    ap.add_argument("--out", default=str(Path(__file__).parent / "results"))
+    ap.add_argument("--out", default=str(HERE / "results" / "gpu"))
+    ap.add_argument("--quick", action="store_true")
     args = ap.parse_args(argv)
-    if args.device.startswith("cuda") and not torch.cuda.is_available():
-        print("No CUDA device here: nothing measured (run with --device cpu for the CPU figures).")
+    if not torch.cuda.is_available():
+        print("No CUDA device here: nothing measured (benchmarks/scaling.py gives the CPU table).")
         return 2
-    s = bifeo3_si((args.size, args.size), random_state=0)
-    n = args.size * args.size
-    t0 = time.perf_counter()
-    cvae = s.fit_cvae(signal_range=(660.0, 760.0), epochs=args.epochs, random_state=0,
-                      device=args.device, show_progressbar=False)
-    if args.device.startswith("cuda"):
-        torch.cuda.synchronize()
-    fit_s = time.perf_counter() - t0
-    s.cvae_decomposition(device=args.device, show_progressbar=False)  # warm-up
-    t0 = time.perf_counter()
-    s.cvae_decomposition(device=args.device, show_progressbar=False)
-    inf_s = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    work = s.isig[660.0:760.0].deepcopy()
-    work.decomposition(print_info=False)
-    work.get_decomposition_model(3)
-    svd_s = time.perf_counter() - t0
-    res = {"device": args.device,
-           "device_name": torch.cuda.get_device_name(0) if args.device.startswith("cuda") else
-           (platform.processor() or platform.machine()),
-           "cpu_cores": os.cpu_count(), "size": args.size, "epochs_run": len(cvae.history_["train_loss"]),
-           "fit_seconds": fit_s, "seconds_per_epoch": fit_s / len(cvae.history_["train_loss"]),
-           "inference_seconds": inf_s, "inference_spectra_per_s": n / inf_s,
-           "hyperspy_svd_model_seconds": svd_s, "fit_to_svd_ratio": fit_s / svd_s,
-           "torch": torch.__version__, "hyperspy_cvae": hyperspy_cvae.__version__}
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    stem = "gpu" if args.device.startswith("cuda") else "speed_cpu"
-    (out / f"{stem}.json").write_text(json.dumps(res, indent=2) + "\n")
-    (out / f"{stem}.md").write_text(
-        f"# CVAE speed on {res['device_name']} ({args.device})\n\nGenerated by `python benchmarks/gpu.py "
-        + " ".join(sys.argv[1:]) + "`.\n\n| step | value |\n|---|---|\n"
-        + f"| fit ({res['epochs_run']} epochs) | {fit_s:.1f} s ({res['seconds_per_epoch']:.2f} s/epoch) |\n"
-        + f"| inference + stitching | {inf_s:.2f} s ({res['inference_spectra_per_s']:,.0f} spectra/s) |\n"
-        + f"| HyperSpy SVD + PCA(3) model (CPU) | {svd_s:.1f} s |\n"
-        + f"| fit / SVD ratio | {res['fit_to_svd_ratio']:.2f} |\n")
-    print(json.dumps(res, indent=2))
+    out = pathlib.Path(args.out)
+    scaling.main(["--out", str(out)] + (["--quick"] if args.quick else []))
+    lines = [f"", f"## GPU targets ({torch.cuda.get_device_name(0)})", ""] + check(out)
+    with open(out / "scaling.md", "a") as fh:
+        fh.write("\n".join(lines) + "\n")
+    print("\n".join(lines))
     return 0
 
 

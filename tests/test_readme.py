@@ -60,3 +60,23 @@ def test_denoising_figures_come_from_the_example():
                                    "return_results=True"])
 def test_no_stale_api_in_readme(stale):
     assert stale not in README
+
+
+def test_budget_check_figures_come_from_the_two_runs():
+    import csv
+
+    def rows(rel):
+        with open(ROOT / rel, newline="") as fh:
+            return {(r["method"], r["dE"], r["case"]): float(r["roc_auc"])
+                    for r in csv.DictReader(fh) if r["seed"] == "0"}
+
+    old, new = rows("benchmarks/results/metrics.csv"), rows("benchmarks/results/budget_check/metrics.csv")
+    shift = [k for k in new if k[0] in ("cvae_self_shift", "cvae_clean_shift") and k[2] != "null"]
+    assert len(shift) >= 40 and all(k in old for k in shift)
+    assert all(abs(new[k] - old[k]) <= 0.002 for k in shift)  # "within 0.002 ... in every case"
+    het = ("cvae_self_shift", "0.5", "heterogeneous")
+    assert f"({old[het]:.4f} → {new[het]:.4f} on\nthe film/substrate cube at 0.5 eV)" in README
+    others = [k for k in new if k[0].startswith("cvae") and k[0].endswith(("_pcc", "_deviance"))
+              and k[2] == "heterogeneous" and k in old]
+    worst = max(old[k] - new[k] for k in others)
+    assert f"PCC and deviance lose up to {worst:.3f}" in README
