@@ -80,3 +80,20 @@ def test_budget_check_figures_come_from_the_two_runs():
               and k[2] == "heterogeneous" and k in old]
     worst = max(old[k] - new[k] for k in others)
     assert f"PCC and deviance lose up to {worst:.3f}" in README
+
+
+def test_speed_figures_come_from_scaling_csv():
+    import csv
+
+    with open(ROOT / "benchmarks/results/scaling.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+
+    def at(n, step):
+        return next(r for r in rows if r["series"] == "nav" and r["ny"] == str(n) and r["step"] == step)
+
+    am, pca, fit = at(192, "anomaly_map"), at(192, "pca"), at(192, "fit")
+    assert f"192² × {fit['fit_channels']}\nchannels: `anomaly_map(\"cvae\")` {int(am['spectra_per_second']):,} spectra/s, " \
+           f"{float(am['seconds']) / float(pca['seconds']):.1f} × HyperSpy PCA's time; `fit_cvae()` " \
+           f"{float(fit['seconds']):.0f} s\n({fit['steps']} optimiser steps" in README
+    fits = [float(r["seconds"]) for r in rows if r["series"] == "nav" and r["step"] == "fit"]
+    assert f"{min(fits):.0f}–{max(fits):.0f} s on every map from 64² to 512²" in README
