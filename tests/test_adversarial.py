@@ -86,6 +86,11 @@ def _epochs_zero():
     return _map().fit_cvae(**dict(TINY, epochs=0))
 
 
+def _steps_zero():
+    kw = {k: v for k, v in TINY.items() if k != "epochs"}
+    return _map().fit_cvae(**dict(kw, max_steps=0))
+
+
 def _validation_fraction_too_large():
     return _map().fit_cvae(**dict(TINY, validation_fraction=0.7))
 
@@ -178,8 +183,10 @@ ADVERSARIAL = [
      _shard_not_multiple_of_4, ValueError, "multiple of 4"),
     ("shard-word", "`shard_size=\"big\"`", "`ValueError`: 'auto' or a multiple of 4",
      _shard_size_word, ValueError, "'auto' or a multiple of 4"),
-    ("epochs-zero", "`epochs=0`", "`ValueError`: must be >= 1",
-     _epochs_zero, ValueError, ">= 1"),
+    ("steps-zero", "`max_steps=0`", "`ValueError`: must be an integer >= 1",
+     _steps_zero, ValueError, "`max_steps` must be an integer >= 1"),
+    ("epochs-zero", "`epochs=0`", "`ValueError`: must be an integer >= 1",
+     _epochs_zero, ValueError, "`epochs` must be an integer >= 1"),
     ("validation-large", "`validation_fraction=0.7`", "`ValueError`: must be in [0, 0.5)",
      _validation_fraction_too_large, ValueError, "validation_fraction"),
     ("loss-unknown", "`loss=\"mse\"`", "`ValueError` listing the losses",
