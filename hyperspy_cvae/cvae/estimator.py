@@ -1,19 +1,17 @@
-"""The :class:`CVAE` estimator: parameters, the training loop and inference on shards.
+"""The :class:`CVAE` estimator: parameters, fitting and inference on shards.
 
 It works on plain arrays of spectra with shape ``(ny, nx, E)`` (array order,
 energy last); :class:`~hyperspy_cvae.signals.CVAEEELSSpectrum` wires it to
-calibrated signals. Training data come from :mod:`.sampling`, the network
-from :mod:`.model`, its losses from :mod:`.losses`, files from
-:mod:`.checkpoint`.
+calibrated signals. Training data come from :mod:`.sampling`, the loop from
+:mod:`.training`, the network from :mod:`.model`, its losses from
+:mod:`.losses`, files from :mod:`.checkpoint`.
 """
 
 from __future__ import annotations
 
-import copy
 import logging
 import math
 import threading
-import time
 
 import numpy as np
 import torch
@@ -23,11 +21,12 @@ from sklearn.utils.validation import check_is_fitted
 from .._threads import TORCH_LOCK
 from .checkpoint import load_checkpoint, save_checkpoint, weights_checksum
 from .device import resolve_device
-from .guards import dead_channels, describe_channels, grads_finite, nonfinite_error
+from .guards import dead_channels, describe_channels, nonfinite_error
 from .losses import cross_entropy_loss, kl_divergence, poisson_nll_loss
 from .model import CVAE3D, count_macs
-from .sampling import (eager_data, make_batch, normalise_spectra, resolve_shard_size, shard_cache,
+from .sampling import (eager_data, normalise_spectra, resolve_shard_size, shard_cache,
                        validation_blocks)
+from .training import train
 
 __all__ = ["CVAE"]
 
@@ -59,15 +58,6 @@ def _check_random_state(seed):
     if isinstance(seed, np.random.Generator):
         return seed
     return np.random.default_rng(seed)
-
-
-def _batch_stream(next_positions, rng, batch_size):
-    """Batches of shard positions without end: one random tiling (``next_positions(rng)``) after
-    another, each cut into batches of ``batch_size``."""
-    while True:
-        pos = next_positions(rng)
-        for i in range(0, len(pos), batch_size):
-            yield pos[i:i + batch_size]
 
 
 class CVAE(BaseEstimator):
@@ -286,8 +276,6 @@ class CVAE(BaseEstimator):
         fit run alone.
         """
         from hyperspy.defaults_parser import preferences
-        from tqdm.auto import tqdm
-
         self._validate_params()
         lazy = hasattr(X, "dask")
         if not lazy:
@@ -341,96 +329,13 @@ class CVAE(BaseEstimator):
         def failure(what, value, epoch, step):
             return nonfinite_error(what, value, epoch, step, info, axis, self)
 
-        bs = int(self.batch_size)
-        by_epoch = self.epochs is not None
-        if by_epoch:  # one interval = one random tiling
-            n_intervals, total, unit = int(self.epochs), int(self.epochs), "epoch"
-        else:
-            every = int(self.validation_every)
-            n_intervals, total, unit = math.ceil(int(self.max_steps) / every), int(self.max_steps), "step"
-            stream = _batch_stream(next_positions, rng, bs)
-
-        def interval_batches(k):
-            if by_epoch:
-                pos = next_positions(rng)
-                return (pos[i:i + bs] for i in range(0, len(pos), bs))
-            return (next(stream) for _ in range(min(every, int(self.max_steps) - k * every)))
-
-        def validation_loss(model, epoch):
-            model.eval()
-            vt, vn = 0.0, 0
-            with torch.no_grad():
-                for step, i in enumerate(range(0, len(val_pos), bs)):
-                    pb, cb, wb = make_batch(self, val_arrays, val_pos[i:i + bs])
-                    loss_value = float(self._loss(model, pb, cb, wb, sample=False)[0])
-                    if not math.isfinite(loss_value):
-                        raise failure("validation loss", loss_value, epoch, step)
-                    vt += loss_value * len(pb)
-                    vn += len(pb)
-            return vt / vn
-
         with _TRAINING_LOCK, torch.random.fork_rng(
                 devices=[] if self.device_.type == "cpu" else [self.device_]):
             torch.manual_seed(torch_seed)
             model = CVAE3D(n_e, s, int(self.latent_dim), tuple(self.widths),
                            mean_spectrum=torch.from_numpy(mean_spec)).to(self.device_)
-            opt = torch.optim.Adam(model.parameters(), lr=float(self.learning_rate))
-            sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=n_intervals,
-                                                               eta_min=float(self.learning_rate) / 20)
-            history = {"train_loss": [], "val_loss": [], "kl": [], "seconds": [], "steps": []}
-            best, best_state, bad = np.inf, None, 0
-            use_amp = self.device_.type == "cuda"
-            bar = tqdm(total=total, disable=not show, desc="Training CVAE", unit=unit)
-            t_start = time.perf_counter()
-            n_steps = 0
-            try:
-                for epoch in range(n_intervals):
-                    model.train()
-                    tot, tot_kl, nb = 0.0, 0.0, 0
-                    for step, batch in enumerate(interval_batches(epoch)):
-                        pb, cb, wb = make_batch(self, arrays, batch, rng)
-                        with torch.autocast(self.device_.type, dtype=torch.bfloat16, enabled=use_amp):
-                            loss, rec, kl = self._loss(model, pb, cb, wb)
-                        loss_value = loss.item()
-                        if not math.isfinite(loss_value):
-                            raise failure("training loss", loss_value, epoch, step)
-                        opt.zero_grad(set_to_none=True)
-                        loss.backward()
-                        if not grads_finite(model.parameters()):
-                            raise failure("gradient of the training loss", None, epoch, step)
-                        opt.step()
-                        n_steps += 1
-                        tot += loss_value * len(pb)
-                        tot_kl += kl.item() * len(pb)
-                        nb += len(pb)
-                        if not by_epoch:
-                            bar.update(1)
-                    sched.step()
-                    train_loss = tot / max(nb, 1)
-                    history["train_loss"].append(train_loss)
-                    history["kl"].append(tot_kl / max(nb, 1))
-                    val_loss = float("nan") if val_pos is None else validation_loss(model, epoch)
-                    history["val_loss"].append(val_loss)
-                    history["seconds"].append(time.perf_counter() - t_start)
-                    history["steps"].append(n_steps)
-                    if by_epoch:
-                        bar.update(1)
-                    bar.set_postfix(loss=f"{train_loss:.2f}", val=f"{val_loss:.2f}")
-                    monitor = val_loss if val_pos is not None else train_loss
-                    if monitor < best - 1e-3:  # the loss includes the spectra's entropy: absolute tolerance
-                        best, bad = monitor, 0
-                        best_state = copy.deepcopy(model.state_dict())
-                    else:
-                        bad += 1
-                        if self.early_stopping and bad >= int(self.patience):
-                            _logger.info("Early stopping after %d %ss (no improvement in %d measures "
-                                         "of the validation loss).", n_steps if not by_epoch else epoch + 1,
-                                         unit, bad)
-                            break
-            finally:
-                bar.close()
-            if self.early_stopping and best_state is not None:
-                model.load_state_dict(best_state)
+            history, n_steps = train(self, model, arrays, next_positions, val_pos, val_arrays, rng,
+                                     failure, show)
         model.eval()
         self.energy_axis_ = axis  # set with the model: a failed refit leaves the old state whole
         self.n_channels_ = n_e
