@@ -15,16 +15,21 @@ def test_extract_stitch_roundtrip_exact():
     np.testing.assert_allclose(stitch_shards(shards, py, px, cube.shape), cube, rtol=1e-12)
 
 
-@pytest.mark.parametrize("shape,chunk", [((50, 37, 6), 16), ((24, 24, 6), None), ((61, 48, 6), 24)])
-def test_map_shards_identity_any_size(shape, chunk):
-    rng = np.random.default_rng(1)
-    cube = rng.normal(size=shape).astype(np.float32)
+def _identity_run(shape, chunk, *, seed, **kw):
+    """A random cube and ``map_shards`` of it with the identity (latent: each shard's mean),
+    shards of 8 at stride 4, from dask chunks that do not suit the grid."""
+    cube = np.random.default_rng(seed).normal(size=shape).astype(np.float32)
 
     def ident(shards):
         return shards, shards.mean((1, 2, 3))[:, None]
 
-    rec, lat, grid = map_shards(da.from_array(cube, chunks=(13, 17, -1)), ident, shard_size=8,
-                                stride=4, n_out=6, chunk=chunk, latent_dim=1)
+    return cube, map_shards(da.from_array(cube, chunks=(13, 17, -1)), ident, shard_size=8, stride=4,
+                            n_out=shape[-1], chunk=chunk, latent_dim=1, **kw)
+
+
+@pytest.mark.parametrize("shape,chunk", [((50, 37, 6), 16), ((24, 24, 6), None), ((61, 48, 6), 24)])
+def test_map_shards_identity_any_size(shape, chunk):
+    cube, (rec, lat, grid) = _identity_run(shape, chunk, seed=1)
     np.testing.assert_allclose(rec.compute(), cube, rtol=1e-5, atol=1e-6)
     lat = lat.compute()
     assert lat.shape == (len(grid["pos_y"]), len(grid["pos_x"]), 1)
@@ -40,14 +45,7 @@ def test_map_shards_rejects_bad_stride():
 @pytest.mark.parametrize("shape,chunk", [((50, 37, 4), 16), ((24, 24, 4), None), ((61, 48, 4), 24),
                                          ((8, 40, 4), None)])
 def test_quincunx_blend_covers_every_pixel_with_half_the_shards(shape, chunk):
-    rng = np.random.default_rng(2)
-    cube = rng.normal(size=shape).astype(np.float32)
-
-    def ident(shards):
-        return shards, shards.mean((1, 2, 3))[:, None]
-
-    rec, lat, grid = map_shards(da.from_array(cube, chunks=(13, 17, -1)), ident, shard_size=8,
-                                stride=4, n_out=4, chunk=chunk, latent_dim=1, blend="quincunx")
+    cube, (rec, lat, grid) = _identity_run(shape, chunk, seed=2, blend="quincunx")
     np.testing.assert_allclose(rec.compute(), cube, rtol=1e-5, atol=1e-6)  # no pixel left out
     lat = lat.compute()[..., 0]
     gy, gx = len(grid["pos_y"]), len(grid["pos_x"])
