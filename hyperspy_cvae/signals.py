@@ -5,28 +5,29 @@ from __future__ import annotations
 
 import logging
 
-import numpy as np
+import numpy as np  # noqa: F401  (the doctests)
 from exspy.signals import EELSSpectrum, LazyEELSSpectrum
 from hyperspy.docstrings.signal import SHOW_PROGRESSBAR_ARG
 
 from . import workflow
-from ._maps import navigation_map
+from ._signal_inject import InjectMethods
 from ._signal_latent import LatentMethods
 from ._signal_plots import PlotMethods
-from ._linescan import is_line
-from ._validation import check_counts, check_map_signal, check_real, energy_axis, energy_window, pixel_mask
+from ._validation import check_real, energy_axis
 
 __all__ = ["CVAEEELSSpectrum", "LazyCVAEEELSSpectrum", "to_cvae"]
 
 _logger = logging.getLogger(__name__)
 
 
-class CVAEEELSSpectrum(LatentMethods, PlotMethods, EELSSpectrum):
+class CVAEEELSSpectrum(InjectMethods, LatentMethods, PlotMethods, EELSSpectrum):
     """EELS spectrum image with 3D-CVAE anomaly detection.
 
     Everything :class:`exspy.signals.EELSSpectrum` does, plus
-    :meth:`fit_cvae`, :meth:`cvae_decomposition`, :meth:`inject_shift`,
+    :meth:`fit_cvae`, :meth:`cvae_decomposition`,
     :meth:`anomaly_map`, :meth:`compare_methods` and :meth:`shift_map` (here),
+    :meth:`inject_shift` and :meth:`inject_anomaly` of
+    :class:`~hyperspy_cvae._signal_inject.InjectMethods`,
     the latent-space methods of :class:`~hyperspy_cvae._signal_latent.LatentMethods`
     and the plots of :class:`~hyperspy_cvae._signal_plots.PlotMethods`. Get one
     with ``s.set_signal_type("CVAE_EELS")``, ``hs.load(file, signal_type="CVAE_EELS")``
@@ -36,98 +37,9 @@ class CVAEEELSSpectrum(LatentMethods, PlotMethods, EELSSpectrum):
     _signal_type = "CVAE_EELS"
     _alias_signal_types = ["CVAE EELS"]
 
-    # ------------------------------------------------------------------ inject
-    def inject_shift(self, dE, window=None, n_clusters=6, cluster_size=6, mask=None,
-                     random_state=None, return_mask=False, ramp=2.0):
-        """Return a copy with the edge in ``window`` shifted by ``dE`` eV in chosen pixels.
-
-        The input signal is never modified. Inside the window the spectra of the
-        chosen pixels are shifted by sub-channel, count-conserving
-        interpolation (see :func:`hyperspy_cvae.synthetic.shift_window`): no
-        wrap-around, the spectrum outside the window is untouched and joined
-        continuously through raised-cosine ramps, and the total counts inside
-        the window are preserved.
-
-        Parameters
-        ----------
-        dE : float
-            Shift in eV (axis units); positive moves the edge to higher loss.
-            Must be smaller than the window width.
-        window : tuple of float, optional
-            ``(start, end)`` in eV, e.g. ``(690., 730.)`` around Fe L2,3. Default: the
-            window of the edges in ``metadata.Sample.elements``
-            (:func:`hyperspy_cvae.edges.resolve_window`).
-        n_clusters, cluster_size : int
-            Number and side (pixels) of the square, non-overlapping patches
-            of anomalous pixels (segments of ``cluster_size`` pixels on a line
-            scan; ignored when ``mask`` is given).
-        mask : array of bool (ny, nx) or Signal2D, optional
-            Pixels to shift instead of random patches (array order, i.e. the
-            shape of ``s.data.shape[:2]``).
-        random_state : int, numpy.random.Generator or None
-            Seed for the patch positions.
-        return_mask : bool
-            If True return ``(signal, truth_mask)``.
-        ramp : float
-            Width in eV of the blending ramps at each end of the window.
-
-        Returns
-        -------
-        CVAEEELSSpectrum or (CVAEEELSSpectrum, Signal2D)
-            The new signal; ``metadata.CVAE.injection`` holds ``dE``, ``window``,
-            the seed and a copy of the truth mask (a boolean Signal2D with the
-            navigation calibration).
-
-        Examples
-        --------
-        >>> from hyperspy_cvae.synthetic import bifeo3_si
-        >>> s = bifeo3_si((48, 48), random_state=0)
-        >>> s2, truth = s.inject_shift(2.5, n_clusters=2, random_state=1, return_mask=True)
-        >>> int(truth.data.sum())
-        72
-        """
-        from .synthetic.inject import cluster_mask, shift_pixels
-
-        axis = energy_axis(self)
-        line = is_line(self)
-        nav_shape = (1, self.axes_manager.navigation_shape[0]) if line else \
-            check_map_signal(self, what="inject_shift")
-        win = energy_window(self, window)
-        dE, ramp = float(dE), float(ramp)
-        if not np.isfinite(dE) or abs(dE) >= win.end - win.start:
-            raise ValueError(f"|dE| = {abs(dE):g} eV must be smaller than the window width "
-                             f"{win.end - win.start:g} eV.")
-        if not np.isfinite(ramp) or ramp < 0:
-            raise ValueError(f"`ramp` must be a width in eV >= 0, got {ramp!r}.")
-        if mask is None and line:  # segments of `cluster_size` pixels along the line
-            truth = cluster_mask((cluster_size, nav_shape[1]), n_clusters, cluster_size,
-                                 random_state=random_state)[0]
-        elif mask is None:
-            truth = cluster_mask(nav_shape, n_clusters, cluster_size, random_state=random_state)
-        else:
-            truth = pixel_mask(self, mask, name="mask", meaning="True = shift the pixel")
-        if not self._lazy:
-            check_counts(self.data, name="The signal")
-        data, truth2d = (self.data[None], truth[None]) if line else (self.data, truth)
-        new = shift_pixels(data, truth2d, dE / axis.scale, win.slice, int(round(ramp / axis.scale)))
-        new = new[0] if line else new
-        out = self._deepcopy_with_new_data(new)
-        truth_sig = navigation_map(self, truth, f"Injected shift {dE:g} eV (truth)")
-        seed = random_state if isinstance(random_state, (int, np.integer, type(None))) else "Generator"
-        info = {"dE": dE, "window": win.as_list(),
-                "random_state": None if seed is None else (seed if isinstance(seed, str) else int(seed)),
-                "n_clusters": None if mask is not None else int(n_clusters),
-                "cluster_size": None if mask is not None else int(cluster_size),
-                "n_pixels": int(truth.sum()), "method": "count-conserving sub-channel shift",
-                "ramp": ramp, "mask": truth_sig.deepcopy()}
-        out.metadata.set_item("CVAE.injection", info)
-        title = self.metadata.General.title or "Spectrum image"
-        out.metadata.General.title = f"{title} (+{dE:g} eV shift injected)"
-        return (out, truth_sig) if return_mask else out
-
     # -------------------------------------------------------------------- CVAE
     def fit_cvae(self, signal_range=None, train_mask=None, *, edge=None, show_progressbar=None,
-                 max_train_shards=None, **params):
+                 max_train_shards=None, noise="auto", **params):
         """Train a 3D convolutional VAE on this spectrum image.
 
         A lazy signal is never loaded as a whole: training shards are sampled
@@ -153,6 +65,9 @@ class CVAEEELSSpectrum(LatentMethods, PlotMethods, EELSSpectrum):
         max_train_shards : int, optional
             Lazy signals only: shards held in memory for training (default: as
             many as fit in 128 MiB); see :meth:`hyperspy_cvae.CVAE.fit`.
+        noise : "auto", "counts", "estimate", dict or NoiseModel
+            The noise model of the Poisson loss (see :meth:`anomaly_map`);
+            recorded in ``metadata.CVAE.model.noise``.
         **params
             Parameters of :class:`hyperspy_cvae.CVAE`, with its defaults:
             ``latent_dim`` (48), ``beta`` (1.2), ``shard_size`` ("auto": 24 on maps of
@@ -182,7 +97,7 @@ class CVAEEELSSpectrum(LatentMethods, PlotMethods, EELSSpectrum):
         True
         """
         cvae, info = workflow.fit_cvae(self, signal_range, train_mask, max_train_shards=max_train_shards,
-                                       edge=edge, show_progressbar=show_progressbar, **params)
+                                       edge=edge, show_progressbar=show_progressbar, noise=noise, **params)
         self.cvae = cvae
         self.metadata.set_item("CVAE.model", info)
         return cvae
@@ -256,7 +171,7 @@ class CVAEEELSSpectrum(LatentMethods, PlotMethods, EELSSpectrum):
     # -------------------------------------------------------------- anomalies
     def anomaly_map(self, method="pca", window=None, n_components=3, threshold="otsu",
                     score="shift", cvae=None, show_progressbar=None, max_shift=10.0,
-                    navigation_mask=None, edge=None, spatial=None, fdr=0.05, **kwargs):
+                    navigation_mask=None, edge=None, spatial=None, fdr=0.05, noise="auto", **kwargs):
         """Score every pixel and classify anomalies.
 
         Parameters
@@ -289,9 +204,16 @@ class CVAEEELSSpectrum(LatentMethods, PlotMethods, EELSSpectrum):
             (onsets from exspy's element database,
             :func:`hyperspy_cvae.edges.edge_window`), and the name is recorded
             in ``metadata.CVAE.score.edge``.
-        threshold : "otsu", float or None
-            Classification (see :func:`hyperspy_cvae.scores.threshold_anomalies`);
-            None skips it (the mask is None and a lazy score map stays lazy).
+        threshold : "otsu", "fdr", float or None
+            Classification: ``"otsu"`` (after a unimodality check) or a fixed
+            value (see :func:`hyperspy_cvae.scores.threshold_anomalies`);
+            ``"fdr"``: per-pixel p-values of the evidence against the map's own
+            bulk (median and robust s.d.; the signed ``sign(shift) · score`` for
+            the shift score, normal scores of the ranks for the others), flagged
+            at the false-discovery rate ``fdr`` (Benjamini–Hochberg), which
+            finds a small or a broad anomalous population that has no valley in
+            the histogram for Otsu; None skips it (the mask is None and a lazy
+            score map stays lazy).
         spatial : None, "auto" or sequence of odd int
             Pool the per-pixel scores over boxes of these sizes (``"auto"``:
             1, 3 and 5 pixels) to find weak anomalies that cover several pixels
@@ -310,7 +232,8 @@ class CVAEEELSSpectrum(LatentMethods, PlotMethods, EELSSpectrum):
             (shot noise, energy jitter), not a score that follows a smooth
             thickness gradient. None (default): per pixel, as above.
         fdr : float
-            False-discovery rate of the pooled mask (``spatial`` only).
+            False-discovery rate of the pooled mask (``spatial``) or of
+            ``threshold="fdr"``.
         score : {"shift", "pcc", "deviance"}
             Per-pixel score of the input against its reconstruction in the window:
             ``"shift"`` (default): likelihood-ratio evidence for an energy shift
@@ -329,6 +252,19 @@ class CVAEEELSSpectrum(LatentMethods, PlotMethods, EELSSpectrum):
             can form a tail that hides a weak anomalous population.
             :func:`hyperspy_cvae.scores.edge_free_mask` makes such a mask from
             the data (see the example). The reconstruction still uses every pixel.
+        noise : "auto", "counts", "estimate", dict or NoiseModel
+            The detector's noise model, ``Var = gain · E + offset``
+            (:mod:`hyperspy_cvae.noise`); the data are converted to Poisson-equivalent
+            counts ``X / gain + offset / gain²`` for every Poisson step (loss,
+            scores, thresholds), and results come back in the data's units.
+            ``"auto"`` (default): ``metadata.Signal.Noise_properties.Variance_linear_model``
+            when the data agree with it (gain within a factor 2 of an estimate),
+            else an estimate from the data (PCA residual variance against the
+            expected value); data whose estimate says ``Var = E`` (within
+            10 %% over their intensities) are used as they are. ``"counts"``: the data
+            are counts. ``"estimate"``: always estimate. A dict of HyperSpy's
+            ``gain_factor``, ``gain_offset``, ``correlation_factor`` gives it. The
+            model used is recorded in the results' ``metadata.CVAE.noise``.
         %s
 
         Returns
@@ -372,7 +308,7 @@ class CVAEEELSSpectrum(LatentMethods, PlotMethods, EELSSpectrum):
                                     threshold=threshold, score=score, cvae=cvae,
                                     show_progressbar=show_progressbar, max_shift=max_shift,
                                     navigation_mask=navigation_mask, edge=edge, spatial=spatial,
-                                    fdr=fdr, **kwargs)
+                                    fdr=fdr, noise=noise, **kwargs)
 
     anomaly_map.__doc__ %= SHOW_PROGRESSBAR_ARG
 
@@ -411,7 +347,7 @@ class CVAEEELSSpectrum(LatentMethods, PlotMethods, EELSSpectrum):
 
     def shift_map(self, window=None, method="cvae", n_components=3, cvae=None,
                   max_shift=10.0, return_uncertainty=False, show_progressbar=None, edge=None,
-                  **kwargs):
+                  noise="auto", **kwargs):
         """Map of the edge's energy shift (eV) in every pixel, against the reconstruction.
 
         For each pixel, the maximum-likelihood shift of its spectrum inside
@@ -440,6 +376,8 @@ class CVAEEELSSpectrum(LatentMethods, PlotMethods, EELSSpectrum):
             Also return the 1σ uncertainty map.
         edge : str, optional
             An edge name instead of ``window`` (see :meth:`anomaly_map`).
+        noise : "auto", "counts", "estimate", dict or NoiseModel
+            The noise model of the Poisson likelihood (see :meth:`anomaly_map`).
         %s
 
         Returns
@@ -459,7 +397,7 @@ class CVAEEELSSpectrum(LatentMethods, PlotMethods, EELSSpectrum):
         """
         shift, sigma = workflow.shift_map(self, window, method, n_components=n_components, cvae=cvae,
                                           max_shift=max_shift, show_progressbar=show_progressbar,
-                                          edge=edge, **kwargs)
+                                          edge=edge, noise=noise, **kwargs)
         return (shift, sigma) if return_uncertainty else shift
 
     shift_map.__doc__ %= SHOW_PROGRESSBAR_ARG

@@ -21,13 +21,14 @@ from ._validation import (all_spectra_identical, check_counts, check_finite_scor
                           pixel_mask)
 from ._version import __version__
 from .cvae.sampling import resolve_shard_size
+from .noise import counts_signal, resolve_noise_model
 from .results import AnomalyResult
 
 __all__ = ["fit_cvae", "cvae_decomposition", "reconstruct", "anomaly_map", "shift_map",
            "compare_methods", "fit_arguments"]
 
 #: ``fit_cvae`` arguments that are not :class:`~hyperspy_cvae.CVAE` parameters.
-_FIT_ONLY = ("signal_range", "train_mask", "max_train_shards")
+_FIT_ONLY = ("signal_range", "train_mask", "max_train_shards", "noise")
 #: Arguments of :func:`cvae_decomposition` that an anomaly map passes on to the reconstruction.
 _DECOMPOSITION = ("stride", "blend", "batch_size", "chunk", "device")
 #: CVAE parameters that belong to where the model runs, not to what it learns.
@@ -56,9 +57,11 @@ def default_fit_range(signal, edge=None):
     return fit_range(signal, window), f"edge {label}: its window ± FIT_MARGIN eV, clipped to the axis"
 
 
-def fit_cvae(signal, signal_range=None, train_mask=None, *, max_train_shards=None, edge=None, **params):
+def fit_cvae(signal, signal_range=None, train_mask=None, *, max_train_shards=None, edge=None, noise="auto",
+             **params):
     """Train a :class:`~hyperspy_cvae.CVAE` on ``signal`` cropped to ``signal_range`` (default:
-    :func:`default_fit_range`).
+    :func:`default_fit_range`), in Poisson-equivalent counts under the ``noise`` model
+    (:func:`~hyperspy_cvae.noise.resolve_noise_model`).
 
     Returns ``(cvae, model_metadata)``; the caller decides where to keep them.
     """
@@ -91,7 +94,10 @@ def fit_cvae(signal, signal_range=None, train_mask=None, *, max_train_shards=Non
     ax = energy_axis(cropped)
     if train_mask is not None:
         train_mask = pixel_mask(signal, train_mask, name="train_mask", meaning="True = learn from the pixel")
-    cvae.fit(cropped.data, train_mask=train_mask,
+    if not cropped._lazy:
+        check_counts(cropped.data, name="The signal")
+    nm = resolve_noise_model(cropped, noise, random_state=_seed(params.get("random_state")))
+    cvae.fit(nm.to_counts(cropped.data), train_mask=train_mask,
              energy_axis={"offset": float(ax.offset), "scale": float(ax.scale), "size": int(ax.size),
                           "units": str(ax.units)},
              max_train_shards=max_train_shards)
@@ -99,8 +105,46 @@ def fit_cvae(signal, signal_range=None, train_mask=None, *, max_train_shards=Non
     info = {"checksum": cvae.checksum(), "signal_range": list(sr), "signal_range_source": source,
             "latent_dim": int(cvae.latent_dim),
             "beta": float(cvae.beta), "fit_seconds": float(cvae.fit_seconds_),
-            "package_version": __version__}
+            "noise": nm.as_metadata(), "package_version": __version__}
     return cvae, info
+
+
+def _seed(random_state):
+    """An integer seed for the noise estimate's sample (0 unless ``random_state`` is an int)."""
+    return int(random_state) if isinstance(random_state, (int, np.integer)) else 0
+
+
+def _counts(signal, noise, win, cvae=None):
+    """``(model, work)``: the noise model of ``signal`` (:func:`~hyperspy_cvae.noise.resolve_noise_model`,
+    estimated on the model's energy range, else the window's fit range) and ``signal`` in
+    Poisson-equivalent counts (``signal`` itself for counts), sharing ``signal``'s fitted model."""
+    from .edges import fit_range
+
+    cvae = cvae if cvae is not None else getattr(signal, "cvae", None)
+    rng = getattr(cvae, "signal_range_", None) or fit_range(signal, win)
+    nm = resolve_noise_model(signal, noise, crop_energy(signal, rng)[0].data)
+    work = counts_signal(signal, nm)
+    if work is not signal and getattr(signal, "cvae", None) is not None:
+        work.cvae = signal.cvae
+    return nm, work
+
+
+def _in_user_units(signal, work, nm, original, rec):
+    """``original`` and ``rec`` (computed on ``work``) back in ``signal``'s units; a model fitted
+    on ``work`` on the way, and the latent map, are attached to ``signal``."""
+    if work is signal:
+        return original, rec
+    if getattr(work, "cvae", None) is not None and getattr(signal, "cvae", None) is not work.cvae:
+        signal.cvae = work.cvae
+        signal.metadata.set_item("CVAE.model", work.metadata.CVAE.model.as_dictionary())
+    if getattr(work, "cvae_results", None) is not None:  # the latent map (the same in any units)
+        signal.cvae_results = work.cvae_results
+    ax = energy_axis(original)
+    user = signal if ax.size == energy_axis(signal).size else \
+        signal.isig[float(ax.axis[0]):float(ax.axis[-1]) + 0.5 * float(ax.scale)]
+    if rec is not None:
+        rec = rec._deepcopy_with_new_data(nm.from_counts(rec.data))
+    return user, rec
 
 
 def model_provenance(cvae):
@@ -263,7 +307,7 @@ def _on_line(function, signal, cvae, navigation_mask, **kwargs):
 # ------------------------------------------------------------------------ scores
 def anomaly_map(signal, method="pca", window=None, *, n_components=3, threshold="otsu",
                 score="shift", cvae=None, show_progressbar=None, max_shift=10.0, navigation_mask=None,
-                edge=None, spatial=None, fdr=0.05, **kwargs):
+                edge=None, spatial=None, fdr=0.05, noise="auto", **kwargs):
     """Score every pixel and classify anomalies; see ``CVAEEELSSpectrum.anomaly_map``.
 
     Returns an :class:`~hyperspy_cvae.results.AnomalyResult`.
@@ -274,11 +318,13 @@ def anomaly_map(signal, method="pca", window=None, *, n_components=3, threshold=
     if score not in SCORES:
         raise ValueError(f"`score` must be one of {tuple(SCORES)}, got {score!r}.")
     spatial = _spatial_scales(spatial)
+    if not (isinstance(fdr, (int, float, np.floating)) and not isinstance(fdr, bool) and 0 < fdr < 1):
+        raise ValueError(f"`fdr` (the false-discovery rate) must be a number in (0, 1), got {fdr!r}.")
     if is_line(signal):
         res = _on_line(anomaly_map, signal, cvae, navigation_mask, method=method, window=window,
                        n_components=n_components, threshold=threshold, score=score,
                        show_progressbar=show_progressbar, max_shift=max_shift, edge=edge,
-                       spatial=spatial, fdr=fdr, **kwargs)
+                       spatial=spatial, fdr=fdr, noise=noise, **kwargs)
         return AnomalyResult(as_line(res.score), as_line(res.mask), original=as_line(res.original),
                              reconstruction=as_line(res.reconstruction), window=res.window,
                              method=res.method, labels=as_line(res.labels), pooled=as_line(res.pooled),
@@ -287,15 +333,16 @@ def anomaly_map(signal, method="pca", window=None, *, n_components=3, threshold=
         check_map_signal(signal, min_size=1, what="anomaly_map")
         navigation_mask = navigation_mask_array(signal, navigation_mask)
     win, edge = _checked_input(signal, window, edge)
+    nm, work = _counts(signal, noise, win, cvae)
     shift = None  # the shift map, kept where pooling needs its sign
     if method == "rx":
-        smap = rx_map(signal, win, n_components=n_components, **kwargs)
-        label, original, rec = smap.metadata.CVAE.score.method, signal, None
+        smap = rx_map(work, win, n_components=n_components, **kwargs)
+        label, original, rec = smap.metadata.CVAE.score.method, work, None
     else:
-        original, rec = reconstruct(signal, method, win, n_components=n_components, cvae=cvae,
+        original, rec = reconstruct(work, method, win, n_components=n_components, cvae=cvae,
                                     show_progressbar=show_progressbar, **kwargs)
         win = energy_window(original, win, axis_name="the model's energy range")
-        if spatial is not None and score == "shift":  # the signed evidence needs the shift's sign
+        if (spatial is not None or threshold == "fdr") and score == "shift":  # signed evidence: the shift's sign
             from .scores import shift_analysis
 
             analysis = shift_analysis(original, rec, win, max_shift)
@@ -311,7 +358,8 @@ def anomaly_map(signal, method="pca", window=None, *, n_components=3, threshold=
     if threshold is not None:
         from .scores.labels import label_pixels
 
-        smap, mask = _threshold(smap, original, win, threshold, navigation_mask, threshold_anomalies)
+        smap, mask = _threshold(smap, original, win, threshold, navigation_mask, threshold_anomalies,
+                                fdr=fdr, shift=shift)
         if spatial is not None:
             pooled, mask, regions = _pooled(smap, mask, spatial, fdr, shift)
         labels = label_pixels(original, win, mask.data, edge=edge)
@@ -321,6 +369,8 @@ def anomaly_map(signal, method="pca", window=None, *, n_components=3, threshold=
                 sig.metadata.set_item("CVAE.score.edge", str(edge))
             sig.metadata.set_item("CVAE.method", label)
             sig.metadata.set_item("CVAE.source", signal.metadata.General.title)
+            sig.metadata.set_item("CVAE.noise", nm.as_metadata())
+    original, rec = _in_user_units(signal, work, nm, original, rec)
     return AnomalyResult(smap, mask, original=original, reconstruction=rec, window=win, method=label,
                          labels=labels, pooled=pooled, regions=regions)
 
@@ -346,15 +396,10 @@ def _pooled(smap, mask, scales, fdr, shift=None):
     signed (``sign(shift) · score``, two-sided); otherwise the score's normal scores
     (:func:`~hyperspy_cvae.scores.spatial.gaussianise`, one-sided). The per-pixel mask's metadata
     is kept under ``metadata.CVAE.threshold.per_pixel``."""
-    from .scores.spatial import gaussianise, pool_scores, region_table
+    from .scores.spatial import evidence_of, pool_scores, region_table
 
     z = np.asarray(smap.data, float)
-    if shift is not None:
-        sign = np.sign(np.nan_to_num(np.asarray(shift.data, float), nan=1.0))
-        evidence, two_sided, kind = np.where(sign == 0, 1.0, sign) * z, True, "sign(shift) · shift score"
-    else:
-        high = smap.metadata.get_item("CVAE.score.anomalous", "high") == "high"
-        evidence, two_sided, kind = gaussianise(z if high else -z), False, "normal scores of the score's ranks"
+    evidence, two_sided, kind = evidence_of(smap, shift)
     if evidence.ndim == 1 or 1 in evidence.shape:  # a line scan (or its one-row map): square sizes
         scales = tuple(s for s in scales if isinstance(s, int)) or (1,)
     out = pool_scores(evidence, scales, alpha=fdr, two_sided=two_sided)
@@ -376,8 +421,9 @@ def _pooled(smap, mask, scales, fdr, shift=None):
     return pooled, new, regions
 
 
-def _threshold(smap, original, win, threshold, navigation_mask, threshold_anomalies):
-    """Compute a lazy score map (it is only ny × nx) and threshold it."""
+def _threshold(smap, original, win, threshold, navigation_mask, threshold_anomalies, *, fdr=0.05, shift=None):
+    """Compute a lazy score map (it is only ny × nx) and threshold it (``"fdr"``:
+    :func:`~hyperspy_cvae.scores.spatial.fdr_threshold`)."""
     identical = all_spectra_identical(original.data, win.slice)
     if smap._lazy:
         data, identical = compute_all(smap.data, identical)
@@ -385,7 +431,14 @@ def _threshold(smap, original, win, threshold, navigation_mask, threshold_anomal
     values = smap.data if navigation_mask is None else smap.data[~navigation_mask]
     no_information = np.isnan(values) if smap.metadata.has_item("CVAE.score.nan_means") else None
     check_finite_score(values if no_information is None else values[~no_information])
-    mask = threshold_anomalies(smap, threshold)
+    if isinstance(threshold, str) and threshold == "fdr":
+        if shift is not None and getattr(shift, "_lazy", False):
+            shift = navigation_map(shift, compute_all(shift.data)[0], shift.metadata.General.title)
+        from .scores.spatial import fdr_threshold
+
+        mask = fdr_threshold(smap, fdr, shift=shift, navigation_mask=navigation_mask)
+    else:
+        mask = threshold_anomalies(smap, threshold)
     if no_information is not None:
         mask.metadata.set_item("CVAE.threshold.n_no_information", int(no_information.sum()))
     if identical:  # nothing can be anomalous; Otsu on rounding noise would flag pixels
@@ -396,24 +449,27 @@ def _threshold(smap, original, win, threshold, navigation_mask, threshold_anomal
 
 
 def shift_map(signal, window=None, method="cvae", *, n_components=3, cvae=None,
-              max_shift=10.0, show_progressbar=None, edge=None, **kwargs):
+              max_shift=10.0, show_progressbar=None, edge=None, noise="auto", **kwargs):
     """``(shift, sigma)`` maps in eV against the reconstruction; see ``CVAEEELSSpectrum.shift_map``."""
     from .scores import shift_map as _shift_map
 
     if is_line(signal):
         shift, sigma = _on_line(shift_map, signal, cvae, None, window=window, method=method,
                                 n_components=n_components, max_shift=max_shift,
-                                show_progressbar=show_progressbar, edge=edge, **kwargs)
+                                show_progressbar=show_progressbar, edge=edge, noise=noise, **kwargs)
         return as_line(shift), as_line(sigma)
 
     win, edge = _checked_input(signal, window, edge)
-    original, rec = reconstruct(signal, method, win, n_components=n_components, cvae=cvae,
+    nm, work = _counts(signal, noise, win, cvae)
+    original, rec = reconstruct(work, method, win, n_components=n_components, cvae=cvae,
                                 show_progressbar=show_progressbar, **kwargs)
+    _in_user_units(signal, work, nm, original, None)  # attaches a model fitted on the way
     win = energy_window(original, win, axis_name="the model's energy range")
     shift, sigma = _shift_map(original, rec, win, max_shift=max_shift)
-    if edge is not None:
-        for sig in (shift, sigma):
+    for sig in (shift, sigma):
+        if edge is not None:
             sig.metadata.set_item("CVAE.score.edge", str(edge))
+        sig.metadata.set_item("CVAE.noise", nm.as_metadata())
     return shift, sigma
 
 

@@ -177,14 +177,29 @@ def test_negative_counts_clipped_with_warning(lazy, loss, cube, caplog):
     s = s.as_lazy() if lazy else s
     before = data_hash(s)
     with caplog.at_level(logging.WARNING, logger="hyperspy_cvae"):
-        cvae = s.fit_cvae(**dict(FIT_TINY, loss=loss))
+        cvae = s.fit_cvae(**dict(FIT_TINY, loss=loss), noise="counts")   # taken as counts: clipped
     assert any("Negative counts" in r.message and "clipped to 0" in r.message for r in caplog.records)
     assert np.isfinite(cvae.history_["train_loss"]).all()
     rec = _compute(s.cvae_decomposition())
     assert (rec.data >= 0).all() and np.isfinite(rec.data).all()
-    score, mask = s.anomaly_map("cvae", window=WINDOW)  # the default shift score
+    score, mask = s.anomaly_map("cvae", window=WINDOW, noise="counts")  # the default shift score
     assert np.isfinite(score.data).all()
     assert data_hash(s) == before
+
+
+def test_negative_counts_are_an_offset_for_the_noise_model(cube, caplog):
+    """The default noise model sees the subtracted level as an offset (``Var = E + level``): the
+    Poisson-equivalent counts are non-negative again and nothing is clipped."""
+    s = cube.deepcopy()
+    level = float(np.median(cube.isig[660.:760.].data))
+    s.data -= np.float32(level)
+    with caplog.at_level(logging.WARNING, logger="hyperspy_cvae"):
+        s.fit_cvae(**FIT_TINY)
+    noise = s.metadata.CVAE.model.noise
+    assert noise.source == "estimated"
+    e = np.array([-0.5, 0.0, 0.5]) * level            # the variance law Var = E + level, over the data
+    np.testing.assert_allclose(noise.gain_factor * e + noise.gain_offset, e + level, rtol=0.1)
+    assert not any("clipped to 0" in r.message for r in caplog.records)
 
 
 @pytest.mark.slow

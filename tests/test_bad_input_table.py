@@ -38,8 +38,11 @@ BAD_INPUT = [
      ["test_bad_input::test_nan_or_inf_refused_eager", "test_bad_input::test_nan_refused_lazy",
       "test_bad_input::test_nan_refused_lazy_fit"]),
     ("negative counts (e.g. after background subtraction)",
-     "**clipped to 0** for the model, with a logged warning giving how many; the input is not modified",
-     ["test_bad_input::test_negative_counts_clipped_with_warning"]),
+     "the default noise model (`noise=\"auto\"`) estimates the subtracted level as an offset and "
+     "works on Poisson-equivalent counts; with `noise=\"counts\"` they are **clipped to 0** for the "
+     "model, with a logged warning giving how many; the input is not modified",
+     ["test_bad_input::test_negative_counts_clipped_with_warning",
+      "test_bad_input::test_negative_counts_are_an_offset_for_the_noise_model"]),
     ("integer or float16 counts", "accepted; converted to float32 for the model (float64 for PCA); "
      "results are float", ["test_bad_input::test_integer_counts", "test_adversarial::test_adversarial"]),
     ("complex data, or non-numeric dtypes",
@@ -59,6 +62,24 @@ BAD_INPUT = [
     ("the truth mask returned by `inject_shift`",
      "a copy: editing it leaves `metadata.CVAE.injection.mask` unchanged",
      ["test_guards_workflow::test_truth_mask_is_a_copy_not_the_metadata_object"]),
+    ("`inject_anomaly` on a cube that is not the generator's untouched output (measured data, "
+     "cropped, scaled, already injected, or made without an integer `random_state`)",
+     "`ValueError` saying why (it redraws the generator's counts; `inject_shift` works on any map)",
+     ["test_anomaly_kinds::test_refuses_what_it_cannot_redraw",
+      "test_anomaly_kinds::test_refuses_measured_data"]),
+    ("`inject_anomaly` with an unknown kind, or a strength outside the kind's range",
+     "`ValueError` listing the kinds, or giving the range and what the strength means",
+     ["test_anomaly_kinds::test_bad_kind_or_strength"]),
+    ("`noise=` of another string, a dict with other keys, or a gain that is not positive",
+     "`ValueError` listing what `noise` accepts",
+     ["test_noise::test_bad_noise_argument", "test_noise::test_given_model_and_bad_models"]),
+    ("`metadata.Signal.Noise_properties.Variance_linear_model` that the data contradict (gain off by "
+     "more than 2×), or with a gain that is not positive",
+     "the data's estimate is used, with a logged warning, and both are recorded in "
+     "`metadata.CVAE.noise` / `ValueError` naming the metadata",
+     ["test_noise::test_metadata_model_is_read_and_checked"]),
+    ("`fdr` outside (0, 1), or not a number (`threshold=\"fdr\"` or `spatial=`)",
+     "`ValueError`: a number in (0, 1)", ["test_fdr::test_bad_fdr"]),
     ("all spectra identical",
      "`anomaly_map` returns no anomalies (`metadata.CVAE.threshold.decision` says why), without warnings",
      ["test_bad_input::test_anomaly_map_all_identical_spectra"]),

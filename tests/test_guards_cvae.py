@@ -102,7 +102,7 @@ def test_dark_offset_trains_with_finite_losses(crop48, offset, lazy, caplog):
         s = s.as_lazy()
         s.rechunk(nav_chunks=(16, 16))
     with caplog.at_level(logging.WARNING, logger="hyperspy_cvae"):
-        c = s.fit_cvae(**FIT)
+        c = s.fit_cvae(**FIT, noise="counts")  # taken as counts (the noise model would see an offset)
     if offset == 200:  # values below 0 are clipped, with the warning
         assert "Negative counts found" in caplog.text
     h = c.history_
@@ -146,7 +146,7 @@ def test_guard_names_negative_offset_and_empty_spectra(crop32, monkeypatch):
     s = crop32.deepcopy()
     s.data -= 300  # 99.8 % of the values < 0; 780 spectra all zero after clipping
     with pytest.raises(NonFiniteTrainingError) as err:
-        s.fit_cvae(**FIT)
+        s.fit_cvae(**FIT, noise="counts")  # taken as counts (the noise model would see an offset)
     msg = str(err.value)
     assert "99.8 % of the values are negative (a dark or background offset?)" in msg
     assert "780 of 1024 spectra (76.2 %) are all zero" in msg
@@ -158,7 +158,7 @@ def test_guard_names_huge_counts(crop32):
     s = crop32.deepcopy()
     s.data = s.data * np.float32(1e35)  # finite in float32; the Poisson sums overflow
     with pytest.raises(NonFiniteTrainingError, match="the counts are huge") as err:
-        s.fit_cvae(**FIT)
+        s.fit_cvae(**FIT, noise="counts")  # as counts (the noise model would see a gain of 1e35)
     assert "divide the data by a constant" in str(err.value)
 
 
@@ -169,7 +169,7 @@ def test_values_beyond_float32_refused_up_front(crop32, lazy):
     if lazy:
         s = s.as_lazy()
     with pytest.raises(ValueError, match="beyond the float32 range"):
-        s.fit_cvae(**FIT)
+        s.fit_cvae(**FIT, noise="counts")
 
 
 @pytest.mark.slow

@@ -14,7 +14,8 @@ p-values of overlapping boxes). Pixels significant on their own are then taken o
 windows around them and the windows tested again, so that a strong single pixel does not drag a
 halo of boxes along; regions of one or two pixels must pass a Bonferroni level over the map. The flagged regions are then redrawn pixel by pixel by a
 two-class segmentation with a spatial (Ising) prior, so that the outline follows the anomaly
-rather than the box.
+rather than the box. :func:`fdr_threshold` is the same test for single pixels only (nothing
+pooled or redrawn): ``anomaly_map(threshold="fdr")``.
 
 The assumptions (Gaussian, exchangeable, independent evidence without anomalies) hold for the
 signed shift evidence of the shift score (``sign(shift) · √GLRT``: shot noise and the per-pixel
@@ -27,7 +28,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["pool_scores", "SCALES", "region_table", "gaussianise"]
+__all__ = ["pool_scores", "SCALES", "region_table", "gaussianise", "evidence_of", "fdr_threshold"]
 
 #: Default windows (pixels, odd): a single pixel, 3 × 3 and 5 × 5 boxes, and bars along y
 #: and x (7 pixels) for 1-pixel-wide lines (an interface, a dislocation) that a square box dilutes.
@@ -87,7 +88,77 @@ def gaussianise(score):
     return out
 
 
-def pool_scores(evidence, scales=SCALES, *, alpha=0.05, two_sided=True, valid=None, refine=True):
+
+def evidence_of(score, shift=None, *, ranks=True):
+    """``(evidence, two_sided, description)`` of a score map (a signal with ``metadata.CVAE.score``):
+    with the ``shift`` map the signed ``sign(shift) · score`` (two-sided); else the score oriented
+    so that high = anomalous (one-sided), as normal scores of its ranks (``ranks=True``, for box
+    sums) or as it is (``ranks=False``: per-pixel p-values, which ranks would make uniform)."""
+    z = np.asarray(score.data, float)
+    if shift is not None:
+        sign = np.sign(np.nan_to_num(np.asarray(shift.data, float), nan=1.0))
+        return np.where(sign == 0, 1.0, sign) * z, True, "sign(shift) · shift score"
+    high = score.metadata.get_item("CVAE.score.anomalous", "high") == "high"
+    z = z if high else -z
+    if ranks:
+        return gaussianise(z), False, "normal scores of the score's ranks"
+    return z, False, "the score (high = anomalous)"
+
+
+def fdr_threshold(score, fdr=0.05, *, shift=None, navigation_mask=None):
+    """Anomaly mask at false-discovery rate ``fdr``: Benjamini–Hochberg on per-pixel p-values.
+
+    The evidence (:func:`evidence_of`, without ranks) is standardised against the map's own bulk
+    (median and robust s.d.: the empirical null, which a minority of anomalous pixels barely
+    moves) and its normal tail gives each pixel's p-value (:func:`pool_scores` with
+    ``scales=(1,)``, nothing pooled or redrawn). Unlike Otsu it needs no valley in the histogram,
+    so it flags a weak, small or broad anomalous population.
+
+    Parameters
+    ----------
+    score : hyperspy Signal2D
+        A score map (``metadata.CVAE.score`` says which end is anomalous); computed.
+    fdr : float
+        The false-discovery rate, in (0, 1).
+    shift : hyperspy Signal2D, optional
+        The shift map of the shift score: the evidence is then signed (two-sided).
+    navigation_mask : array of bool, optional
+        Pixels left out (True): never flagged, not part of the null.
+
+    Returns
+    -------
+    hyperspy Signal2D of bool
+        With ``metadata.CVAE.threshold`` (method ``"fdr"``, the rate, the null, the count).
+
+    Examples
+    --------
+    >>> import hyperspy.api as hs
+    >>> rng = np.random.default_rng(0)
+    >>> z = hs.signals.Signal2D(rng.normal(size=(64, 64)))
+    >>> z.metadata.set_item("CVAE.score.anomalous", "high")
+    >>> z.data[:3, :3] += 5.0
+    >>> m = fdr_threshold(z)
+    >>> int(m.data[:3, :3].sum()), int(m.data.sum()) <= 10, m.metadata.CVAE.threshold.method
+    (9, True, 'fdr')
+    """
+    from .._maps import navigation_map
+
+    evidence, two_sided, kind = evidence_of(score, shift, ranks=False)
+    valid = np.isfinite(evidence)
+    if navigation_mask is not None:
+        valid &= ~np.asarray(navigation_mask, bool)
+    out = pool_scores(evidence, (1,), alpha=fdr, two_sided=two_sided, valid=valid, refine=False, specks=False)
+    mask = navigation_map(score, out["mask"], f"Anomalies at FDR {fdr:g} ({score.metadata.General.title})")
+    mask.metadata.set_item("CVAE.threshold", {
+        "method": "fdr", "fdr": out["alpha"], "n_flagged": int(out["mask"].sum()), "evidence": kind,
+        "two_sided": two_sided, "null": "the bulk's median and robust s.d. (empirical null)",
+        "null_median": out["null"]["median"], "null_robust_sd": out["null"]["robust_sd"],
+        "decision": "Benjamini-Hochberg on per-pixel p-values"})
+    return mask
+
+
+def pool_scores(evidence, scales=SCALES, *, alpha=0.05, two_sided=True, valid=None, refine=True,
+                specks=True):
     """Pool a per-pixel evidence map over several box sizes and flag regions at FDR ``alpha``.
 
     Parameters
@@ -109,6 +180,9 @@ def pool_scores(evidence, scales=SCALES, *, alpha=0.05, two_sided=True, valid=No
         Pixels that count (default: the finite ones).
     refine : bool
         Redraw each flagged region's outline pixel by pixel (see the module's description).
+    specks : bool
+        Drop flagged regions of one or two pixels that do not pass a Bonferroni level over the
+        map (False with ``scales=(1,)``: the plain per-pixel Benjamini–Hochberg test).
 
     Returns
     -------
@@ -175,7 +249,7 @@ def pool_scores(evidence, scales=SCALES, *, alpha=0.05, two_sided=True, valid=No
     if refine and mask.any() and z.ndim == 2:
         thin_idx = [i for i, s in enumerate(scales) if s == 1 or (isinstance(s, tuple) and min(s) == 1)]
         mask = _segment(u, mask, valid, np.isin(best, thin_idx))
-    if mask.any():
+    if specks and mask.any():
         mask = _drop_weak_specks(mask, p, alpha / valid.sum())
     pooled = np.take_along_axis(stat, np.argmax(tail, 0)[None], 0)[0]
     return {"p": np.where(valid, p, np.nan), "q": np.where(valid, q, np.nan),

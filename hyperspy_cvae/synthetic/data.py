@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["bifeo3_si", "spectrum_components"]
+__all__ = ["bifeo3_si", "spectrum_components", "Scene", "data_checksum"]
 
 
 def _lorentz(e, centre, fwhm):
@@ -27,12 +27,19 @@ def _step(e, onset, width, decay_exponent=1.5):
 
 def spectrum_components(energy, *, background_exponent=3.0, o_k_onset=532.0, fe_l3=708.0,
                         fe_l2=721.0, white_line_fwhm=(1.6, 2.2), white_line_ratio=0.45,
-                        fe_strength=1.0, o_strength=1.0, ti_l3=457.0, ti_l2=463.0):
+                        fe_strength=1.0, o_strength=1.0, ti_l3=457.0, ti_l2=463.0,
+                        fe2_fraction=0.0, o_prepeak=0.20):
     """Noise-free spectral components on an energy grid (eV).
 
     Intensities are relative to the power-law background at the Fe L3 energy, so
     that ``fe_strength=1`` gives an L3 white line as high as the background
     under it (a typical Fe L2,3 edge in a perovskite at ~50 nm thickness).
+
+    ``fe2_fraction`` mixes a simple Fe2+-like L2,3 shape into ``fe``: white lines 1.5 eV (L3) and
+    1.0 eV (L2) lower, narrower (1.4, 2.0 eV), an L2/L3 ratio 1.3 times higher and the continuum
+    steps at the lower onsets (the direction of the Fe3+ → Fe2+ change, not a fitted reference).
+    ``o_prepeak`` is the height of the O K pre-peak of the film (O 2p – Fe 3d) relative to the
+    background at the O K onset.
 
     Returns
     -------
@@ -45,14 +52,21 @@ def spectrum_components(energy, *, background_exponent=3.0, o_k_onset=532.0, fe_
     bg = (e / fe_l3) ** (-background_exponent)
     b_fe = 1.0  # background at L3 by construction
     b_o = (o_k_onset / fe_l3) ** (-background_exponent)
-    fe = fe_strength * b_fe * (
-        1.0 * _lorentz(e, fe_l3, white_line_fwhm[0])
-        + white_line_ratio * _lorentz(e, fe_l2, white_line_fwhm[1])
-        + 0.22 * _step(e, fe_l3, 0.8)
-        + 0.11 * _step(e, fe_l2, 0.8)
-    )
+
+    def fe_l23(l3, l2, fwhm, ratio):
+        return fe_strength * b_fe * (
+            1.0 * _lorentz(e, l3, fwhm[0])
+            + ratio * _lorentz(e, l2, fwhm[1])
+            + 0.22 * _step(e, l3, 0.8)
+            + 0.11 * _step(e, l2, 0.8)
+        )
+
+    fe = fe_l23(fe_l3, fe_l2, white_line_fwhm, white_line_ratio)
+    if fe2_fraction:
+        fe = (1.0 - fe2_fraction) * fe + fe2_fraction * fe_l23(fe_l3 - 1.5, fe_l2 - 1.0, (1.4, 2.0),
+                                                                 1.3 * white_line_ratio)
     o_bfo = o_strength * b_o * (
-        0.20 * _lorentz(e, o_k_onset + 0.5, 1.2)   # O 2p - Fe 3d hybridisation pre-peak
+        o_prepeak * _lorentz(e, o_k_onset + 0.5, 1.2)   # O 2p - Fe 3d hybridisation pre-peak
         + 0.16 * _lorentz(e, o_k_onset + 9.0, 3.0)  # O 2p - Bi 6d
         + 0.18 * _lorentz(e, o_k_onset + 14.0, 4.0)
         + 0.35 * _step(e, o_k_onset + 2.0, 1.5)
@@ -97,6 +111,98 @@ def _gather(table, c0, c, f):
     a = table[c - c0]
     b = table[c - c0 + 1]
     return a + f[:, None] * (b - a)
+
+
+def data_checksum(data) -> str:
+    """A short hash of an array's values (float32), to tell the generator's output from edited data."""
+    import hashlib
+
+    arr = np.ascontiguousarray(np.asarray(data, dtype=np.float32))
+    return hashlib.blake2b(arr.tobytes(), digest_size=12).hexdigest()
+
+
+class Scene:
+    """Everything of one :func:`bifeo3_si` cube but the Poisson noise: the per-pixel drift,
+    thickness, lattice and substrate fields drawn from ``rng`` (in the generator's order), and
+    the expectation of any pixels for any spectral components.
+
+    ``params``: the generator's parameters (as recorded in ``metadata.CVAE.synthetic``).
+    """
+
+    #: Sub-channel steps of the fine template grid.
+    N_SUB = 10
+
+    def __init__(self, params, rng):
+        p = self.params = dict(params)
+        ny, nx = self.shape = tuple(int(v) for v in p["shape"])
+        drift, pixel_size = p["drift"], p["pixel_size"]
+        self.energy = p["offset"] + p["scale"] * np.arange(int(p["size"]))
+        d = np.clip(rng.normal(0.0, drift, size=(ny, nx)) if drift > 0 else np.zeros((ny, nx)),
+                    -20 * max(drift, 1e-3), 20 * max(drift, 1e-3))
+        yy, xx = np.mgrid[0:ny, 0:nx] * pixel_size
+        k = 2 * np.pi / p["lattice_period"]
+        fe_cols = (np.cos(k * xx / 2) ** 2) * (np.cos(k * yy / 2) ** 2)  # Fe on the lattice sites
+        o_cols = (np.sin(k * xx / 2) ** 2) * (np.sin(k * yy / 2) ** 2)   # O between them
+        contrast = p["lattice_contrast"]
+        a_fe = 1 + contrast * (fe_cols - fe_cols.mean()) / max(fe_cols.std(), 1e-12) / 2
+        a_o = 1 + contrast * (o_cols - o_cols.mean()) / max(o_cols.std(), 1e-12) / 2
+        wedge = np.linspace(-0.5, 0.5, nx)[None, :] * np.ones((ny, 1))
+        t = 1 + p["thickness_variation"] * (0.6 * wedge + 0.4 * _smooth_field(rng, (ny, nx)) / 2)
+        n_sub = int(round(p["substrate_fraction"] * ny))
+        self.substrate = np.zeros((ny, nx), bool)
+        if n_sub:
+            self.substrate[ny - n_sub:, :] = True
+        self.drift = d
+        # Templates on a fine grid (scale / N_SUB); a pixel with drift d reads the template at
+        # E - d: integer offset c = floor(-d / h) on the fine grid and a fractional part f shared
+        # by all its channels.
+        self.h = p["scale"] / self.N_SUB
+        margin = 25 * max(drift, 0.01) + 2 * p["scale"]
+        self.grid = np.arange(self.energy[0] - margin, self.energy[-1] + margin + self.h, self.h)
+        film = ~self.substrate.ravel()
+        w = {"background": np.ones(ny * nx), "fe": np.where(film, a_fe.ravel(), 0.0),
+             "o_bfo": np.where(film, a_o.ravel(), 0.0), "o_sto": np.where(film, 0.0, a_o.ravel()),
+             "ti": np.where(film, 0.0, a_fe.ravel())}
+        self.weights = {kk: (v * t.ravel()).astype(np.float32) for kk, v in w.items()}
+
+    def components(self, **changes):
+        """:func:`spectrum_components` on the fine grid with the generator's parameters, updated
+        by ``changes`` (e.g. ``fe2_fraction=0.5``)."""
+        p = self.params
+        kw = dict(background_exponent=p["background_exponent"], o_k_onset=p["o_k_onset"],
+                  fe_l3=p["fe_l3"], fe_l2=p["fe_l2"], white_line_fwhm=tuple(p["white_line_fwhm"]),
+                  white_line_ratio=p["white_line_ratio"], fe_strength=p["fe_strength"])
+        kw.update(changes)
+        return spectrum_components(self.grid, **kw)
+
+    def expectation(self, comp, *, drift=True, pixels=None, weights=None):
+        """Expected counts before the dose normalisation, float32 ``(ny, nx, E)``, or ``(n, E)``
+        for the flat indices ``pixels``.
+
+        ``comp``: components on the fine grid (:meth:`components`, or more keys with their
+        ``weights``: per-pixel weights of every key, flat, default the generator's);
+        ``drift=False``: the expectation without the per-pixel drift."""
+        w = self.weights if weights is None else weights
+        drift_map = self.drift if drift else np.zeros_like(self.drift)
+        idx = np.arange(drift_map.size) if pixels is None else np.asarray(pixels, np.int64)
+        pos = -drift_map.ravel() / self.h
+        c_all = np.floor(pos).astype(np.int64)
+        f_all = (pos - c_all).astype(np.float32)
+        tables = {kk: _shift_tables(v.astype(np.float32), self.grid[0], self.h, self.energy,
+                                    self.N_SUB, c_all.min(), c_all.max())
+                  for kk, v in comp.items()}
+        out_all = np.empty((idx.size, self.energy.size), dtype=np.float32)
+        step = 4096
+        for i in range(0, idx.size, step):
+            rows = idx[i:i + step]
+            out = out_all[i:i + step]
+            out[:] = 0.0
+            for kk, (table, c0) in tables.items():
+                wk = w[kk][rows]
+                if not wk.any():
+                    continue
+                out += wk[:, None] * _gather(table, c0, c_all[rows], f_all[rows])
+        return out_all.reshape(self.shape + (-1,)) if pixels is None else out_all
 
 
 def bifeo3_si(shape=(192, 192), *, offset=420.0, scale=0.3, size=1200, dose=150.0,
@@ -198,68 +304,24 @@ def bifeo3_si(shape=(192, 192), *, offset=420.0, scale=0.3, size=1200, dose=150.
         raise ValueError(f"`shape` must be (ny, nx) with positive sizes, got {shape!r}.")
     if return_expected not in (True, False, "no_drift"):
         raise ValueError(f"`return_expected` must be True, False or 'no_drift', got {return_expected!r}.")
+    params = dict(shape=[int(v) for v in shape], offset=offset, scale=scale, size=size, dose=dose,
+                  pixel_size=pixel_size, background_exponent=background_exponent,
+                  o_k_onset=o_k_onset, fe_l3=fe_l3, fe_l2=fe_l2,
+                  white_line_fwhm=[float(v) for v in white_line_fwhm],
+                  white_line_ratio=white_line_ratio, lattice_period=lattice_period,
+                  lattice_contrast=lattice_contrast, thickness_variation=thickness_variation,
+                  fe_strength=fe_strength, drift=drift, substrate_fraction=substrate_fraction)
     rng = np.random.default_rng(random_state)
-    ny, nx = (int(v) for v in shape)
-    energy = offset + scale * np.arange(size)
+    scene = Scene(params, rng)
+    comp = scene.components()
+    expected = scene.expectation(comp)
 
-    # Spatial fields (array order y, x).
-    d = np.clip(rng.normal(0.0, drift, size=(ny, nx)) if drift > 0 else np.zeros((ny, nx)),
-                -20 * max(drift, 1e-3), 20 * max(drift, 1e-3))
-    yy, xx = np.mgrid[0:ny, 0:nx] * pixel_size
-    k = 2 * np.pi / lattice_period
-    fe_cols = (np.cos(k * xx / 2) ** 2) * (np.cos(k * yy / 2) ** 2)  # Fe on the lattice sites
-    o_cols = (np.sin(k * xx / 2) ** 2) * (np.sin(k * yy / 2) ** 2)   # O between them
-    a_fe = 1 + lattice_contrast * (fe_cols - fe_cols.mean()) / max(fe_cols.std(), 1e-12) / 2
-    a_o = 1 + lattice_contrast * (o_cols - o_cols.mean()) / max(o_cols.std(), 1e-12) / 2
-    wedge = np.linspace(-0.5, 0.5, nx)[None, :] * np.ones((ny, 1))
-    t = 1 + thickness_variation * (0.6 * wedge + 0.4 * _smooth_field(rng, (ny, nx)) / 2)
-    n_sub = int(round(substrate_fraction * ny))
-    substrate = np.zeros((ny, nx), bool)
-    if n_sub:
-        substrate[ny - n_sub:, :] = True
-
-    # Templates on a fine grid (scale / n_sub); a pixel with drift d reads the
-    # template at E - d: integer offset c = floor(-d / h) on the fine grid and a
-    # fractional part f shared by all its channels.
-    n_sub = 10
-    h = scale / n_sub
-    margin = 25 * max(drift, 0.01) + 2 * scale
-    grid = np.arange(energy[0] - margin, energy[-1] + margin + h, h)
-    comp = spectrum_components(
-        grid, background_exponent=background_exponent, o_k_onset=o_k_onset, fe_l3=fe_l3,
-        fe_l2=fe_l2, white_line_fwhm=white_line_fwhm, white_line_ratio=white_line_ratio,
-        fe_strength=fe_strength)
-    film = ~substrate.ravel()
-    w = {"background": np.ones(ny * nx), "fe": np.where(film, a_fe.ravel(), 0.0),
-         "o_bfo": np.where(film, a_o.ravel(), 0.0), "o_sto": np.where(film, 0.0, a_o.ravel()),
-         "ti": np.where(film, 0.0, a_fe.ravel())}
-    w = {kk: (v * t.ravel()).astype(np.float32) for kk, v in w.items()}
-
-    def _expectation(drift_map):
-        pos = -drift_map.ravel() / h
-        c = np.floor(pos).astype(np.int64)
-        f = (pos - c).astype(np.float32)
-        tables = {kk: _shift_tables(v.astype(np.float32), grid[0], h, energy, n_sub, c.min(), c.max())
-                  for kk, v in comp.items()}
-        out_all = np.empty((ny * nx, size), dtype=np.float32)
-        step = 4096
-        for i in range(0, ny * nx, step):
-            sl = slice(i, i + step)
-            out = out_all[sl]
-            out[:] = 0.0
-            for kk, (table, c0) in tables.items():
-                if not w[kk][sl].any():
-                    continue
-                out += w[kk][sl, None] * _gather(table, c0, c[sl], f[sl])
-        return out_all.reshape(ny, nx, size)
-
-    expected = _expectation(d)
-
-    win = (energy >= 690.0) & (energy < 730.0)
+    win = (scene.energy >= 690.0) & (scene.energy < 730.0)
     ref = expected[..., win].mean() if win.any() else expected.mean()
     norm = np.float32(dose / ref)
     expected *= norm
     data = rng.poisson(expected).astype(np.float32) if noise else expected.copy()
+    params["norm"] = float(norm)
 
     def _wrap(arr, title):
         s = Signal1D(arr)
@@ -275,17 +337,15 @@ def bifeo3_si(shape=(192, 192), *, offset=420.0, scale=0.3, size=1200, dose=150.
         s.metadata.set_item("Acquisition_instrument.TEM.beam_energy", 300.0)
         s.metadata.set_item("Acquisition_instrument.TEM.Detector.EELS.collection_angle", 50.0)
         s.metadata.set_item("Acquisition_instrument.TEM.convergence_angle", 30.0)
-        s.metadata.set_item("CVAE.synthetic", {
-            "generator": "hyperspy_cvae.synthetic.bifeo3_si", "dose": dose, "drift": drift,
-            "lattice_period": lattice_period, "lattice_contrast": lattice_contrast,
-            "thickness_variation": thickness_variation, "substrate_fraction": substrate_fraction,
-            "random_state": random_state if isinstance(random_state, (int, type(None))) else "Generator",
-            "noise": noise})
+        s.metadata.set_item("CVAE.synthetic", dict(
+            params, generator="hyperspy_cvae.synthetic.bifeo3_si",
+            random_state=random_state if isinstance(random_state, (int, type(None))) else "Generator",
+            noise=noise, checksum=data_checksum(arr)))
         return s.as_lazy() if lazy else s
 
     s = _wrap(data, "Synthetic BiFeO3 spectrum image")
     if return_expected == "no_drift":
-        bulk = _expectation(np.zeros_like(d))
+        bulk = scene.expectation(comp, drift=False)
         bulk *= norm
         return s, _wrap(bulk, "Synthetic BiFeO3 spectrum image (expected counts, no drift)")
     if return_expected:
