@@ -8,7 +8,8 @@ offsets (negative after a dark subtraction). For each gain:
   variance at the median intensity against the true one;
 * ``null`` (no anomaly) and ``thickness`` (+30 % intensity in 6 patches of 5 × 5, a nuisance):
   the flagged fraction, which must stay ≤ 0.1 %;
-* ``shift`` (0.5 eV in 6 patches of 5 × 5): ROC-AUC and F1 of the default threshold;
+* ``shift`` (0.5 eV in 6 patches of 5 × 5): ROC-AUC, and F1 of the default threshold (Otsu)
+  and of ``threshold="fdr"``;
 
 each with HyperSpy PCA(3) and the CVAE (fitted once per cube with ``noise="auto"``), both with
 the default shift score, scored with the resolved model (``auto``) and as if the data were
@@ -20,6 +21,7 @@ counts (``counts``). Writes ``noise_model.csv`` and ``noise_model.md``.
 from __future__ import annotations
 
 import argparse
+import itertools
 import pathlib
 import platform
 import sys
@@ -36,8 +38,9 @@ from benchmark import _write_csv  # noqa: E402
 #: (gain ADU per count, read noise ADU, dark level ADU) per detector.
 DETECTORS = ((0.3, 1.0, -3.0), (1.0, 0.0, 0.0), (3.0, 5.0, -20.0), (20.0, 40.0, 300.0))
 WINDOW = (690.0, 730.0)
-COLUMNS = ["gain", "read_noise", "dark", "case", "method", "noise", "roc_auc", "f1", "n_flagged",
+COLUMNS = ["gain", "read_noise", "dark", "case", "method", "noise", "threshold", "roc_auc", "f1", "n_flagged",
            "flagged_fraction", "model_source", "model_gain", "model_offset", "variance_ratio"]
+THRESHOLDS = ("otsu", "fdr")
 
 
 def detector(s, gain, read_noise, dark, seed):
@@ -74,28 +77,28 @@ def run(size, seed, steps):
             cvae = d.fit_cvae(signal_range=(660.0, 760.0), random_state=seed, show_progressbar=False,
                               **budget)
             fit_s = time.perf_counter() - t0
-            for method in ("pca", "cvae"):
-                for noise in ("auto", "counts"):
-                    res = d.anomaly_map(method, WINDOW, cvae=cvae if method == "cvae" else None, noise=noise)
-                    nm = res.score.metadata.CVAE.noise
-                    e = float(np.median(d.isig[WINDOW[0]:WINDOW[1]].data))
-                    true_var = gain * (e - dark) + rn**2
-                    m = detection_metrics(res.mask.data, truth if truth is not None else
-                                          np.zeros(res.mask.data.shape, bool),
-                                          res.score if truth is not None else None)
-                    rows.append({"gain": gain, "read_noise": rn, "dark": dark, "case": case,
-                                 "method": method, "noise": noise,
-                                 "roc_auc": m.get("roc_auc", float("nan")) if truth is not None else float("nan"),
-                                 "f1": m["f1"] if truth is not None else float("nan"),
-                                 "n_flagged": int(res.mask.data.sum()),
-                                 "flagged_fraction": float(res.mask.data.mean()),
-                                 "model_source": nm.source, "model_gain": float(nm.gain_factor),
-                                 "model_offset": float(nm.gain_offset),
-                                 "variance_ratio": (nm.gain_factor * e + nm.gain_offset) / true_var})
-                    r = rows[-1]
-                    print(f"gain {gain:5g} {case:9s} {method:4s} {noise:6s}: flagged {r['n_flagged']:4d}"
-                          f" AUC {r['roc_auc']:.4f} F1 {r['f1']:.3f} | {nm.source}, var ratio "
-                          f"{r['variance_ratio']:.3f} (fit {fit_s:.0f} s)", flush=True)
+            for method, noise, threshold in itertools.product(("pca", "cvae"), ("auto", "counts"), THRESHOLDS):
+                res = d.anomaly_map(method, WINDOW, cvae=cvae if method == "cvae" else None, noise=noise,
+                                    threshold=threshold, show_progressbar=False)
+                nm = res.score.metadata.CVAE.noise
+                e = float(np.median(d.isig[WINDOW[0]:WINDOW[1]].data))
+                true_var = gain * (e - dark) + rn**2
+                m = detection_metrics(res.mask.data, truth if truth is not None else
+                                      np.zeros(res.mask.data.shape, bool),
+                                      res.score if truth is not None else None)
+                rows.append({"gain": gain, "read_noise": rn, "dark": dark, "case": case,
+                             "method": method, "noise": noise, "threshold": threshold,
+                             "roc_auc": m.get("roc_auc", float("nan")) if truth is not None else float("nan"),
+                             "f1": m["f1"] if truth is not None else float("nan"),
+                             "n_flagged": int(res.mask.data.sum()),
+                             "flagged_fraction": float(res.mask.data.mean()),
+                             "model_source": nm.source, "model_gain": float(nm.gain_factor),
+                             "model_offset": float(nm.gain_offset),
+                             "variance_ratio": (nm.gain_factor * e + nm.gain_offset) / true_var})
+                r = rows[-1]
+                print(f"gain {gain:5g} {case:9s} {method:4s} {noise:6s} {threshold:4s}: flagged {r['n_flagged']:4d}"
+                      f" AUC {r['roc_auc']:.4f} F1 {r['f1']:.3f} | {nm.source}, var ratio "
+                      f"{r['variance_ratio']:.3f} (fit {fit_s:.0f} s)", flush=True)
     return rows
 
 
@@ -104,25 +107,25 @@ def write_md(out, rows, *, size, wall):
              "Generated by `python benchmarks/noise_model.py`; do not edit by hand.", "",
              f"{size} × {size} BiFeO3 cube (dose 150 counts/channel, seed 0) recorded as `gain · counts + "
              "N(0, read noise²) + dark`; no noise metadata, so `noise=\"auto\"` estimates the model. "
-             "`counts`: the same data scored as if they were counts. Default shift score, default "
-             "threshold (Otsu after the unimodality check); the CVAE fitted once per cube with "
+             "`counts` (model column): the same data scored as if they were counts. Default shift score; "
+             "thresholds Otsu (after the unimodality check) and `threshold=\"fdr\"` (5 %); the CVAE fitted once per cube with "
              "`noise=\"auto\"`. Variance ratio: the model's variance at the window's median "
              "intensity over the true one.", "",
-             "| gain | read noise | dark | model (auto) | variance ratio | method | noise | null: flagged "
+             "| gain | read noise | dark | model | variance ratio | method | threshold | null: flagged "
              "| thickness: flagged | 0.5 eV shift: ROC-AUC | F1 |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for gain, rn, dark in DETECTORS:
-        for method in ("pca", "cvae"):
-            for noise in ("auto", "counts"):
-                sel = {r["case"]: r for r in rows if (r["gain"], r["method"], r["noise"]) == (gain, method, noise)}
-                if len(sel) < 3:
-                    continue
-                auto = sel["null"]
-                lines.append(
-                    f"| {gain:g} | {rn:g} | {dark:g} | {auto['model_source']} | {auto['variance_ratio']:.3f} "
-                    f"| {method} | {noise} | {100 * sel['null']['flagged_fraction']:.2f} % "
-                    f"| {100 * sel['thickness']['flagged_fraction']:.2f} % | {sel['shift']['roc_auc']:.4f} "
-                    f"| {sel['shift']['f1']:.3f} |")
+        for method, noise, threshold in itertools.product(("pca", "cvae"), ("auto", "counts"), THRESHOLDS):
+            key = (gain, method, noise, threshold)
+            sel = {r["case"]: r for r in rows if (r["gain"], r["method"], r["noise"], r["threshold"]) == key}
+            if len(sel) < 3:
+                continue
+            m = sel["null"]
+            lines.append(
+                f"| {gain:g} | {rn:g} | {dark:g} | {m['model_source']} | {m['variance_ratio']:.3f} "
+                f"| {method} | {threshold} | {100 * sel['null']['flagged_fraction']:.2f} % "
+                f"| {100 * sel['thickness']['flagged_fraction']:.2f} % | {sel['shift']['roc_auc']:.4f} "
+                f"| {sel['shift']['f1']:.3f} |")
     worst = max((r["flagged_fraction"] for r in rows if r["noise"] == "auto" and r["case"] != "shift"),
                 default=float("nan"))
     lines += ["", f"Largest flagged fraction on null and thickness cubes with `noise=\"auto\"`: "

@@ -8,6 +8,7 @@ import numpy as np
 from ._linescan import is_line
 from ._maps import navigation_map
 from ._validation import check_counts, check_map_signal, energy_axis, energy_window, pixel_mask
+from .noise import keep_noise_model
 
 __all__ = ["InjectMethods"]
 
@@ -89,7 +90,7 @@ class InjectMethods:
         data, truth2d = (self.data[None], truth[None]) if line else (self.data, truth)
         new = shift_pixels(data, truth2d, dE / axis.scale, win.slice, int(round(ramp / axis.scale)))
         new = new[0] if line else new
-        out = self._deepcopy_with_new_data(new)
+        out = keep_noise_model(self, self._deepcopy_with_new_data(new))
         truth_sig = navigation_map(self, truth, f"Injected shift {dE:g} eV (truth)")
         seed = random_state if isinstance(random_state, (int, np.integer, type(None))) else "Generator"
         info = {"dE": dE, "window": win.as_list(),
@@ -181,7 +182,7 @@ class InjectMethods:
             flat[idx] = mu1
         truth = np.zeros(nav_shape, bool)
         truth.flat[idx] = True
-        out = self._deepcopy_with_new_data(new)
+        out = keep_noise_model(self, self._deepcopy_with_new_data(new))
         if self._lazy:
             out = out.as_lazy()
         truth_sig = navigation_map(self, truth, f"Injected {kind} anomaly (truth)")

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 __all__ = ["NoiseModel", "COUNTS", "read_noise_model", "estimate_noise_model", "resolve_noise_model",
-           "counts_signal"]
+           "counts_signal", "keep_noise_model"]
 
 _logger = logging.getLogger(__name__)
 
@@ -35,6 +35,10 @@ _logger = logging.getLogger(__name__)
 #: on a narrow range trade off; their variance at the data's intensities does not, and the
 #: simpler model adds no estimation noise).
 COUNTS_TOLERANCE = 0.1
+#: When the smallest expected value is above this fraction of the largest, the data say nothing
+#: about the variance at zero signal (an intercept would be extrapolated, and a large one adds a
+#: pedestal to every channel that blunts the shift score): the fit is then ``Var = A·E``.
+FAR_FROM_ZERO = 0.2
 #: A metadata model whose gain differs from the data's estimate by more than this factor is
 #: called wrong (the estimate is used, and both are recorded).
 WRONG_METADATA_FACTOR = 2.0
@@ -148,7 +152,8 @@ def estimate_noise_model(data, *, n_components=8, n_bins=24, max_spectra=4096, r
     corrected for the share of its noise the projection removes). The 1 % of spectra with the
     largest residuals relative to their intensity (glitches, outliers) are left out; the residuals'
     mean square, in ``n_bins`` quantile bins of the expected value, is fitted by a weighted
-    straight line.
+    straight line (through the origin when no expected value comes near zero:
+    ``FAR_FROM_ZERO``).
 
     Returns
     -------
@@ -193,16 +198,22 @@ def estimate_noise_model(data, *, n_components=8, n_bins=24, max_spectra=4096, r
     xm = np.bincount(which, fit, minlength=len(cnt))[ok] / cnt[ok]
     vm = np.bincount(which, r2, minlength=len(cnt))[ok] / cnt[ok]
     w = cnt[ok] / np.maximum(vm, 1e-12) ** 2          # Var of a mean square ∝ var² / n
-    design = np.stack([xm, np.ones_like(xm)], 1)
     sw = np.sqrt(w)
-    (a, b), *_ = np.linalg.lstsq(design * sw[:, None], vm * sw, rcond=None)
+    through_origin = xm.min() > FAR_FROM_ZERO * xm.max()
+    if through_origin:  # the intercept would be an extrapolation far outside the data: Var = A·E
+        a, b = float(np.sum(w * xm * vm) / np.sum(w * xm**2)), 0.0
+    else:
+        design = np.stack([xm, np.ones_like(xm)], 1)
+        (a, b), *_ = np.linalg.lstsq(design * sw[:, None], vm * sw, rcond=None)
+    design = np.stack([xm, np.ones_like(xm)], 1)
     if not (np.isfinite(a) and a > 0):
         raise ValueError("The residual variance does not grow with the signal here (fitted gain "
                          f"{a:.3g}): no Poisson-like noise model fits; give one in "
                          "metadata.Signal.Noise_properties.Variance_linear_model.")
     rel = float(np.sqrt(np.average((design @ [a, b] / vm - 1) ** 2, weights=cnt[ok])))
     detail = (f"fitted on {n} spectra × {e} channels, expected values {xm.min():.3g}–{xm.max():.3g}, "
-              f"PCA({k}) residuals; rms relative misfit {rel:.3f}")
+              f"PCA({k}) residuals{', through the origin (no values near 0)' if through_origin else ''}; "
+              f"rms relative misfit {rel:.3f}")
     return NoiseModel(float(a), float(b), "estimated", detail, (float(xm.min()), float(xm.max())))
 
 
@@ -275,3 +286,14 @@ def counts_signal(signal, model):
                           {"gain_factor": 1.0, "gain_offset": 0.0, "correlation_factor": 1.0})
     out.metadata.set_item("CVAE.noise", model.as_metadata())
     return out
+
+
+def keep_noise_model(source, target):
+    """Copy ``source``'s ``Variance_linear_model`` (the detector's, still true of data derived from it
+    count by count) to ``target``, whose ``_deepcopy_with_new_data`` dropped the whole
+    ``Noise_properties`` (a per-pixel variance would no longer apply); returns ``target``."""
+    path = "Signal.Noise_properties.Variance_linear_model"
+    if source.metadata.has_item(path):
+        vlm = source.metadata.get_item(path)
+        target.metadata.set_item(path, vlm.as_dictionary() if hasattr(vlm, "as_dictionary") else dict(vlm))
+    return target

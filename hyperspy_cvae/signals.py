@@ -234,13 +234,18 @@ class CVAEEELSSpectrum(InjectMethods, LatentMethods, PlotMethods, EELSSpectrum):
         fdr : float
             False-discovery rate of the pooled mask (``spatial``) or of
             ``threshold="fdr"``.
-        score : {"shift", "pcc", "deviance"}
+        score : {"shift", "pcc", "deviance", "auto"}
             Per-pixel score of the input against its reconstruction in the window:
             ``"shift"`` (default): likelihood-ratio evidence for an energy shift
             of the spectrum against its reconstruction, high = anomalous (see
             :meth:`shift_map`); ``"pcc"`` (the paper's): Pearson correlation, low
             = anomalous; ``"deviance"``: Poisson deviance per channel, ≈ 1 for a
-            good fit at any dose, high = anomalous. How they compare is measured
+            good fit at any dose, high = anomalous; ``"auto"``: any change beyond
+            the nuisances (intensity scale, energy drift, smooth background),
+            with the change that neighbouring pixels share learned from the
+            residuals (:func:`hyperspy_cvae.scores.change_analysis`, which also
+            returns the learned change as a spectrum), a z-value, high =
+            anomalous; eager signals only. How they compare is measured
             by the project's benchmark (``benchmarks/`` in the source repository).
         max_shift : float
             Largest shift searched by ``score="shift"``, in eV.

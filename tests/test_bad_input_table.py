@@ -80,6 +80,9 @@ BAD_INPUT = [
      ["test_noise::test_metadata_model_is_read_and_checked"]),
     ("`fdr` outside (0, 1), or not a number (`threshold=\"fdr\"` or `spatial=`)",
      "`ValueError`: a number in (0, 1)", ["test_fdr::test_bad_fdr"]),
+    ("`score=\"auto\"` on a lazy signal, or a window of too few channels for its nuisances",
+     "`NotImplementedError`: compute the signal first, or use `score=\"shift\"` / `ValueError` asking "
+     "for a wider window", ["test_change::test_lazy_and_bad_arguments"]),
     ("all spectra identical",
      "`anomaly_map` returns no anomalies (`metadata.CVAE.threshold.decision` says why), without warnings",
      ["test_bad_input::test_anomaly_map_all_identical_spectra"]),

@@ -2,6 +2,7 @@
 turn them into masks, and the masks of pixels to leave out."""
 
 from ._common import score_signal
+from .change import change_analysis, change_score_map
 from .labels import LABELS, label_pixels
 from .masks import edge_free_mask, leave_out
 from .spatial import fdr_threshold, pool_scores, region_table
@@ -13,7 +14,7 @@ __all__ = ["SCORES", "SHIFT_FLAGS", "score_map", "score_signal", "pearson", "pcc
            "deviance_map", "estimate_shift", "shift_analysis", "shift_map", "shift_score_map",
            "likelihood_ratio", "score_direction", "unimodality_test", "threshold_anomalies",
            "edge_free_mask", "leave_out", "LABELS", "label_pixels", "pool_scores", "region_table",
-           "fdr_threshold"]
+           "fdr_threshold", "change_analysis", "change_score_map"]
 
 #: Scores offered by ``anomaly_map(score=...)``, each a function
 #: ``(original, reconstruction, window, max_shift) -> score map``.
@@ -21,6 +22,7 @@ SCORES = {
     "pcc": lambda original, rec, window, max_shift: pcc_map(original, rec, window),
     "deviance": lambda original, rec, window, max_shift: deviance_map(original, rec, window),
     "shift": lambda original, rec, window, max_shift: shift_score_map(original, rec, window, max_shift),
+    "auto": lambda original, rec, window, max_shift: change_score_map(original, rec, window),
 }
 
 

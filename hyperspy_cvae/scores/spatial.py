@@ -110,7 +110,8 @@ def fdr_threshold(score, fdr=0.05, *, shift=None, navigation_mask=None):
 
     The evidence (:func:`evidence_of`, without ranks) is standardised against the map's own bulk
     (median and robust s.d.: the empirical null, which a minority of anomalous pixels barely
-    moves) and its normal tail gives each pixel's p-value (:func:`pool_scores` with
+    moves; a score calibrated as N(0, 1) already, ``metadata.CVAE.score.null``, is used as it
+    is) and its normal tail gives each pixel's p-value (:func:`pool_scores` with
     ``scales=(1,)``, nothing pooled or redrawn). Unlike Otsu it needs no valley in the histogram,
     so it flags a weak, small or broad anomalous population.
 
@@ -147,7 +148,9 @@ def fdr_threshold(score, fdr=0.05, *, shift=None, navigation_mask=None):
     valid = np.isfinite(evidence)
     if navigation_mask is not None:
         valid &= ~np.asarray(navigation_mask, bool)
-    out = pool_scores(evidence, (1,), alpha=fdr, two_sided=two_sided, valid=valid, refine=False, specks=False)
+    calibrated = score.metadata.get_item("CVAE.score.null") == "N(0, 1)" and shift is None
+    out = pool_scores(evidence, (1,), alpha=fdr, two_sided=two_sided, valid=valid, refine=False, specks=False,
+                      null=(0.0, 1.0) if calibrated else None)
     mask = navigation_map(score, out["mask"], f"Anomalies at FDR {fdr:g} ({score.metadata.General.title})")
     mask.metadata.set_item("CVAE.threshold", {
         "method": "fdr", "fdr": out["alpha"], "n_flagged": int(out["mask"].sum()), "evidence": kind,
@@ -158,7 +161,7 @@ def fdr_threshold(score, fdr=0.05, *, shift=None, navigation_mask=None):
 
 
 def pool_scores(evidence, scales=SCALES, *, alpha=0.05, two_sided=True, valid=None, refine=True,
-                specks=True):
+                specks=True, null=None):
     """Pool a per-pixel evidence map over several box sizes and flag regions at FDR ``alpha``.
 
     Parameters
@@ -183,6 +186,9 @@ def pool_scores(evidence, scales=SCALES, *, alpha=0.05, two_sided=True, valid=No
     specks : bool
         Drop flagged regions of one or two pixels that do not pass a Bonferroni level over the
         map (False with ``scales=(1,)``: the plain per-pixel Benjamini–Hochberg test).
+    null : (float, float), optional
+        The evidence's null median and s.d. when it is already calibrated (default: the bulk's
+        median and robust s.d.).
 
     Returns
     -------
@@ -219,8 +225,8 @@ def pool_scores(evidence, scales=SCALES, *, alpha=0.05, two_sided=True, valid=No
     valid = np.isfinite(z) if valid is None else (np.asarray(valid, bool) & np.isfinite(z))
     if valid.sum() < 9:
         raise ValueError("Fewer than 9 valid pixels: nothing to pool.")
-    centre = float(np.median(z[valid]))
-    spread = float(robust_sd(z[valid]))
+    centre, spread = (float(np.median(z[valid])), float(robust_sd(z[valid]))) if null is None else \
+        (float(null[0]), float(null[1]))
     if not spread > 0:
         raise ValueError("The evidence is constant over the map: nothing to pool.")
     u = np.where(valid, (z - centre) / spread, 0.0)

@@ -1,0 +1,67 @@
+"""score="auto": residuals beyond the nuisances and the learned direction of change (issue 14, item 1)."""
+
+import numpy as np
+import pytest
+from sklearn.metrics import roc_auc_score
+
+from hyperspy_cvae.scores import change_analysis
+from hyperspy_cvae.synthetic import bifeo3_si
+
+WINDOW = (693.0, 741.0)
+
+
+@pytest.fixture(scope="module")
+def clean():
+    return bifeo3_si((64, 64), random_state=3)
+
+
+def _pca(s, k=3):
+    work = s.isig[660.0:770.0].deepcopy()
+    work.decomposition(print_info=False)
+    return work, work.get_decomposition_model(k)
+
+
+@pytest.mark.parametrize("kind", ["new_peak", "valence"])
+def test_finds_shape_changes_the_shift_score_misses(clean, kind):
+    bad, truth = clean.inject_anomaly(kind, n_clusters=4, cluster_size=5, random_state=2, return_mask=True)
+    original, rec = _pca(bad)
+    res = change_analysis(original, rec, WINDOW)
+    t = truth.data.ravel()
+    assert roc_auc_score(t, res["score"].data.ravel()) > 0.99
+    assert res["score"].metadata.CVAE.score.kind == "auto"
+    assert res["score"].metadata.CVAE.score.anomalous == "high"
+
+
+def test_learned_direction_is_the_change(clean):
+    bad = clean.inject_anomaly("new_peak", n_clusters=4, cluster_size=5, random_state=2)
+    res = change_analysis(*_pca(bad), WINDOW)
+    d = res["direction"]
+    e = d.axes_manager[0].axis
+    assert abs(e[np.argmax(d.data)] - 714.5) < 1.5            # the peak midway between L3 and L2
+    assert d.axes_manager[0].units == "eV" and np.isclose(np.linalg.norm(d.data), 1.0)
+
+
+@pytest.mark.parametrize("threshold", ["otsu", "fdr"])
+def test_nuisances_and_null_are_not_flagged(clean, threshold):
+    thick = clean.inject_anomaly("thickness", n_clusters=4, cluster_size=5, random_state=2)
+    for s in (clean, thick):
+        res = s.anomaly_map("pca", WINDOW, score="auto", threshold=threshold)
+        assert res.mask.data.mean() <= 0.001, (threshold, res.mask.data.sum())
+
+
+def test_drift_is_a_nuisance():
+    # the same cube with 4x the per-pixel energy jitter: the score's bulk barely moves
+    calm = change_analysis(*_pca(bifeo3_si((48, 48), random_state=0, drift=0.05)), WINDOW)["chi2"].data
+    shaky = change_analysis(*_pca(bifeo3_si((48, 48), random_state=0, drift=0.2)), WINDOW)["chi2"].data
+    assert np.percentile(shaky, 99) < 2.0 * np.percentile(calm, 99) + 2.0
+
+
+def test_lazy_and_bad_arguments(clean):
+    original, rec = _pca(clean)
+    with pytest.raises(NotImplementedError, match="compute the signal first"):
+        change_analysis(original.as_lazy(), rec, WINDOW)
+    for kw in ({"box": 4}, {"background_degree": -1}, {"seed_fraction": 0.7}):
+        with pytest.raises(ValueError):
+            change_analysis(original, rec, WINDOW, **kw)
+    with pytest.raises(ValueError, match="channels"):
+        change_analysis(original, rec, (700.0, 702.0))
