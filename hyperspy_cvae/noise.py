@@ -240,8 +240,9 @@ def resolve_noise_model(signal, noise="auto", data=None, *, random_state=0):
                              f"got {sorted(unknown)}.")
         from hyperspy.misc.utils import DictionaryTreeBrowser
 
-        md = DictionaryTreeBrowser({"Signal": {"Noise_properties": {"Variance_linear_model": noise}}})
-        return NoiseModel(read_noise_model(md).gain, read_noise_model(md).offset, "given")
+        given = read_noise_model(DictionaryTreeBrowser({"Signal": {"Noise_properties": {
+            "Variance_linear_model": noise}}}))
+        return NoiseModel(given.gain, given.offset, "given")
     if noise not in ("auto", "counts", "estimate"):
         raise ValueError(f"`noise` must be 'auto', 'counts', 'estimate', a NoiseModel or a dict of "
                          f"gain_factor/gain_offset/correlation_factor; got {noise!r}.")

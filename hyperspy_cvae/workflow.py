@@ -361,7 +361,9 @@ def anomaly_map(signal, method="pca", window=None, *, n_components=3, threshold=
         smap, mask = _threshold(smap, original, win, threshold, navigation_mask, threshold_anomalies,
                                 fdr=fdr, shift=shift)
         if spatial is not None:
-            pooled, mask, regions = _pooled(smap, mask, spatial, fdr, shift)
+            from .scores.spatial import pool_score_map
+
+            pooled, mask, regions = pool_score_map(smap, mask, spatial, fdr, shift)
         labels = label_pixels(original, win, mask.data, edge=edge)
     for sig in (smap, mask):
         if sig is not None:
@@ -388,37 +390,6 @@ def _spatial_scales(spatial):
     if not isinstance(spatial, (tuple, list)):
         raise ValueError(f"`spatial` must be None, 'auto' or a sequence of odd box sizes, got {spatial!r}.")
     return tuple(spatial)  # checked by pool_scores
-
-
-def _pooled(smap, mask, scales, fdr, shift=None):
-    """The per-pixel evidence pooled over ``scales`` (:func:`~hyperspy_cvae.scores.spatial.pool_scores`):
-    ``(pooled map, mask at FDR ``fdr``, region table)``. With the ``shift`` map the evidence is
-    signed (``sign(shift) · score``, two-sided); otherwise the score's normal scores
-    (:func:`~hyperspy_cvae.scores.spatial.gaussianise`, one-sided). The per-pixel mask's metadata
-    is kept under ``metadata.CVAE.threshold.per_pixel``."""
-    from .scores.spatial import evidence_of, pool_scores, region_table
-
-    z = np.asarray(smap.data, float)
-    evidence, two_sided, kind = evidence_of(smap, shift)
-    if evidence.ndim == 1 or 1 in evidence.shape:  # a line scan (or its one-row map): square sizes
-        scales = tuple(s for s in scales if isinstance(s, int)) or (1,)
-    out = pool_scores(evidence, scales, alpha=fdr, two_sided=two_sided)
-    title = smap.metadata.General.title
-    pooled = navigation_map(smap, out["pooled"], f"Pooled evidence ({title})", metadata={"CVAE.spatial": {
-        "scales": [str(s) for s in out["scales"]], "fdr": out["alpha"], "evidence": kind,
-        "two_sided": two_sided,
-        "null": "the bulk's median and robust s.d.; box sums of standardised evidence are N(0, 1)",
-        "null_median": out["null"]["median"], "null_robust_sd": out["null"]["robust_sd"],
-        "statistic": "largest standardised box sum over the scales"}})
-    scales_txt = [str(s) for s in out["scales"]]
-    new = navigation_map(smap, out["mask"], f"Anomalies, pooled over {', '.join(scales_txt)} px (FDR {fdr:g})")
-    new.metadata.set_item("CVAE.threshold", {
-        "method": "spatial", "scales": scales_txt, "fdr": out["alpha"],
-        "n_flagged": int(out["mask"].sum()), "per_pixel": mask.metadata.CVAE.threshold.as_dictionary()})
-    axes = [a for a in smap.axes_manager.signal_axes][::-1]
-    regions = region_table(out["mask"], score=z, q=out["q"], axes=axes,
-                           shift=None if shift is None else np.asarray(shift.data, float))
-    return pooled, new, regions
 
 
 def _threshold(smap, original, win, threshold, navigation_mask, threshold_anomalies, *, fdr=0.05, shift=None):

@@ -28,7 +28,8 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["pool_scores", "SCALES", "region_table", "gaussianise", "evidence_of", "fdr_threshold"]
+__all__ = ["pool_scores", "SCALES", "region_table", "gaussianise", "evidence_of", "fdr_threshold",
+           "pool_score_map"]
 
 #: Default windows (pixels, odd): a single pixel, 3 × 3 and 5 × 5 boxes, and bars along y
 #: and x (7 pixels) for 1-pixel-wide lines (an interface, a dislocation) that a square box dilutes.
@@ -158,6 +159,37 @@ def fdr_threshold(score, fdr=0.05, *, shift=None, navigation_mask=None):
         "null_median": out["null"]["median"], "null_robust_sd": out["null"]["robust_sd"],
         "decision": "Benjamini-Hochberg on per-pixel p-values"})
     return mask
+
+
+def pool_score_map(smap, mask, scales, fdr, shift=None):
+    """A score map's per-pixel evidence pooled over ``scales`` (:func:`pool_scores`), as signals:
+    ``(pooled map, mask at FDR ``fdr``, region table)`` (``anomaly_map(spatial=...)``). With the
+    ``shift`` map the evidence is signed (``sign(shift) · score``, two-sided); otherwise the
+    score's normal scores (:func:`gaussianise`, one-sided). The per-pixel ``mask``'s metadata is
+    kept under ``metadata.CVAE.threshold.per_pixel``."""
+    from .._maps import navigation_map
+
+    z = np.asarray(smap.data, float)
+    evidence, two_sided, kind = evidence_of(smap, shift)
+    if evidence.ndim == 1 or 1 in evidence.shape:  # a line scan (or its one-row map): square sizes
+        scales = tuple(s for s in scales if isinstance(s, int)) or (1,)
+    out = pool_scores(evidence, scales, alpha=fdr, two_sided=two_sided)
+    title = smap.metadata.General.title
+    pooled = navigation_map(smap, out["pooled"], f"Pooled evidence ({title})", metadata={"CVAE.spatial": {
+        "scales": [str(s) for s in out["scales"]], "fdr": out["alpha"], "evidence": kind,
+        "two_sided": two_sided,
+        "null": "the bulk's median and robust s.d.; box sums of standardised evidence are N(0, 1)",
+        "null_median": out["null"]["median"], "null_robust_sd": out["null"]["robust_sd"],
+        "statistic": "largest standardised box sum over the scales"}})
+    scales_txt = [str(s) for s in out["scales"]]
+    new = navigation_map(smap, out["mask"], f"Anomalies, pooled over {', '.join(scales_txt)} px (FDR {fdr:g})")
+    new.metadata.set_item("CVAE.threshold", {
+        "method": "spatial", "scales": scales_txt, "fdr": out["alpha"],
+        "n_flagged": int(out["mask"].sum()), "per_pixel": mask.metadata.CVAE.threshold.as_dictionary()})
+    axes = [a for a in smap.axes_manager.signal_axes][::-1]
+    regions = region_table(out["mask"], score=z, q=out["q"], axes=axes,
+                           shift=None if shift is None else np.asarray(shift.data, float))
+    return pooled, new, regions
 
 
 def pool_scores(evidence, scales=SCALES, *, alpha=0.05, two_sided=True, valid=None, refine=True,
