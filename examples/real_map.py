@@ -9,7 +9,7 @@ shard size, the fit range and the scoring window follow from the map and the edg
 
 Writes ``real_map_result.png`` (score map, histogram, example spectra with their
 reconstruction), ``real_map_labels.png`` (what the detector saw: bulk, anomalous, outlier, no
-edge), ``real_map_labels.hspy`` and ``real_map_cvae.pt``. Where ``../shared/realdata`` is absent
+edge), ``real_map_describe.png`` (how each pixel differs: ``result.describe().plot()``), ``real_map_labels.hspy`` and ``real_map_cvae.pt``. Where ``../shared/realdata`` is absent
 it says so and exits with status 0.
 """
 
@@ -54,6 +54,9 @@ def main(argv=None):
 
     res.plot(path=str(out / "real_map_result.png"))
     res.plot_labels(path=str(out / "real_map_labels.png"))
+    d = res.describe()                                         # how each pixel differs
+    print(repr(d))
+    d.plot(path=str(out / "real_map_describe.png"))
     res.labels.save(str(out / "real_map_labels.hspy"), overwrite=True)
     cvae.save(str(out / "real_map_cvae.pt"))
     print("wrote", ", ".join(p.name for p in sorted(out.glob("real_map_*"))))

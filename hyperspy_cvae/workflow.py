@@ -140,8 +140,9 @@ def _in_user_units(signal, work, nm, original, rec):
     if getattr(work, "cvae_results", None) is not None:  # the latent map (the same in any units)
         signal.cvae_results = work.cvae_results
     ax = energy_axis(original)
-    user = signal if ax.size == energy_axis(signal).size else \
-        signal.isig[float(ax.axis[0]):float(ax.axis[-1]) + 0.5 * float(ax.scale)]
+    full = energy_axis(signal)
+    start = int(full.value2index(float(ax.axis[0])))  # by channel: the same channels as ``original``
+    user = signal if ax.size == full.size else signal.isig[start:start + ax.size]
     if rec is not None:
         rec = rec._deepcopy_with_new_data(nm.from_counts(rec.data))
     return user, rec
@@ -328,13 +329,14 @@ def anomaly_map(signal, method="pca", window=None, *, n_components=3, threshold=
         return AnomalyResult(as_line(res.score), as_line(res.mask), original=as_line(res.original),
                              reconstruction=as_line(res.reconstruction), window=res.window,
                              method=res.method, labels=as_line(res.labels), pooled=as_line(res.pooled),
-                             regions=res.regions)
+                             regions=res.regions, noise=res.noise, max_shift=max_shift)
     if navigation_mask is not None:
         check_map_signal(signal, min_size=1, what="anomaly_map")
         navigation_mask = navigation_mask_array(signal, navigation_mask)
     win, edge = _checked_input(signal, window, edge)
     nm, work = _counts(signal, noise, win, cvae)
     shift = None  # the shift map, kept where pooling needs its sign
+    analyses = {}  # what describe() can reuse
     if method == "rx":
         smap = rx_map(work, win, n_components=n_components, **kwargs)
         label, original, rec = smap.metadata.CVAE.score.method, work, None
@@ -342,11 +344,18 @@ def anomaly_map(signal, method="pca", window=None, *, n_components=3, threshold=
         original, rec = reconstruct(work, method, win, n_components=n_components, cvae=cvae,
                                     show_progressbar=show_progressbar, **kwargs)
         win = energy_window(original, win, axis_name="the model's energy range")
-        if (spatial is not None or threshold == "fdr") and score == "shift":  # signed evidence: the shift's sign
+        if score == "shift":  # kept: its sign for pooling and FDR, its shifts for describe()
             from .scores import shift_analysis
 
-            analysis = shift_analysis(original, rec, win, max_shift)
-            smap, shift = analysis["score"], analysis["shift"]
+            analyses["shift"] = shift_analysis(original, rec, win, max_shift)
+            smap = analyses["shift"]["score"]
+            if spatial is not None or threshold == "fdr":  # signed evidence: the shift's sign
+                shift = analyses["shift"]["shift"]
+        elif score == "auto":
+            from .scores import change_analysis
+
+            analyses["change"] = change_analysis(original, rec, win)
+            smap = analyses["change"]["score"]
         else:
             smap = score_map(original, rec, win, score, max_shift=max_shift)
         label = rec.metadata.CVAE.reconstruction.method
@@ -374,7 +383,8 @@ def anomaly_map(signal, method="pca", window=None, *, n_components=3, threshold=
             sig.metadata.set_item("CVAE.noise", nm.as_metadata())
     original, rec = _in_user_units(signal, work, nm, original, rec)
     return AnomalyResult(smap, mask, original=original, reconstruction=rec, window=win, method=label,
-                         labels=labels, pooled=pooled, regions=regions)
+                         labels=labels, pooled=pooled, regions=regions, noise=nm, analyses=analyses,
+                         max_shift=max_shift)
 
 
 def _spatial_scales(spatial):

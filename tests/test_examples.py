@@ -81,10 +81,23 @@ REAL_MAP = ROOT.parent / "shared" / "realdata" / "si2d" / "GeSolarCell_AlL_SiL_P
                                                   "the measured maps are not shipped")
 def test_real_map_example(tmp_path):
     out = _run_example("real_map.py", tmp_path)
-    for name in ("real_map_result.png", "real_map_labels.png"):
+    for name in ("real_map_result.png", "real_map_labels.png", "real_map_describe.png"):
         assert (tmp_path / name).stat().st_size > 10_000, name
     assert (tmp_path / "real_map_cvae.pt").exists() and (tmp_path / "real_map_labels.hspy").exists()
     labels = next(l for l in out.splitlines() if l.startswith("labels:"))
     counts = dict(item.rsplit(" ", 1) for item in labels[len("labels: "):].split(", "))
     assert int(counts["no edge"]) >= 110 and int(counts["outlier"]) >= 3   # vacuum rows, glitches
     assert "shard 8" in out
+
+
+@pytest.mark.skipif(not (ROOT / "examples").exists(), reason="examples not in this checkout")
+def test_describe_anomalies_example(tmp_path):
+    out = _run_example("describe_anomalies.py", tmp_path)
+    assert (tmp_path / "describe.png").stat().st_size > 10_000
+    # the injected valence change is found and mostly described as what it is: a shift of the
+    # L3 line to lower energy with a changed shape
+    m = re.search(r"labelled 'anomalous': (\d+) pixels, precision ([\d.]+), recall ([\d.]+)", out)
+    assert m and float(m.group(3)) > 0.9 and float(m.group(2)) > 0.5, out[-2000:]
+    rows = re.findall(r"anomalous / (shift|shape change)\s+(\d+) pixels, median shift ([+-][\d.]+) eV", out)
+    assert rows and all(float(dE) < -0.3 for _, _, dE in rows), out[-2000:]
+    assert re.search(r"outlier / outlier\s+1 pixels", out), out[-2000:]

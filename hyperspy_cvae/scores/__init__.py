@@ -3,6 +3,7 @@ turn them into masks, and the masks of pixels to leave out."""
 
 from ._common import score_signal
 from .change import change_analysis, change_score_map
+from .describe import EXPLANATIONS, describe_pixels, explain
 from .labels import LABELS, label_pixels
 from .masks import edge_free_mask, leave_out
 from .spatial import fdr_threshold, pool_scores, region_table
@@ -14,7 +15,8 @@ __all__ = ["SCORES", "SHIFT_FLAGS", "score_map", "score_signal", "pearson", "pcc
            "deviance_map", "estimate_shift", "shift_analysis", "shift_map", "shift_score_map",
            "likelihood_ratio", "score_direction", "unimodality_test", "threshold_anomalies",
            "edge_free_mask", "leave_out", "LABELS", "label_pixels", "pool_scores", "region_table",
-           "fdr_threshold", "change_analysis", "change_score_map"]
+           "fdr_threshold", "change_analysis", "change_score_map", "EXPLANATIONS", "describe_pixels",
+           "explain"]
 
 #: Scores offered by ``anomaly_map(score=...)``, each a function
 #: ``(original, reconstruction, window, max_shift) -> score map``.

@@ -65,7 +65,7 @@ def _chi2_to_z(chi2, dof):
 
 
 def change_analysis(original, reconstruction, window=None, *, background_degree=2, box=5,
-                    seed_fraction=0.01):
+                    seed_fraction=0.01, seed=None):
     """The "any change" score of a spectrum image against its reconstruction, and its parts.
 
     Parameters
@@ -83,6 +83,9 @@ def change_analysis(original, reconstruction, window=None, *, background_degree=
     seed_fraction : float
         Share of the pixels, those of the boxes with the largest χ², whose mean residual is the
         learned direction.
+    seed : array of bool, optional
+        The pixels whose mean residual is the learned direction (for example the flagged
+        ones, to describe what they share), instead of the boxes with the largest χ².
 
     Returns
     -------
@@ -148,7 +151,15 @@ def change_analysis(original, reconstruction, window=None, *, background_degree=
     boxed = uniform_filter(grid, size=size, mode="constant").reshape(-1, e)
     count = uniform_filter(valid.reshape(nav).astype(float), size=box, mode="constant").ravel()
     boxed_chi = (boxed**2).sum(1) / np.maximum(count, 1e-12) * np.prod(size)
-    top = np.argsort(-np.where(valid, boxed_chi, -np.inf))[:max(9, int(seed_fraction * valid.sum()))]
+    if seed is not None:
+        seed = np.asarray(getattr(seed, "data", seed), bool)
+        if seed.shape != nav:
+            raise ValueError(f"`seed` has shape {seed.shape}, the navigation grid {nav} (array order).")
+        top = np.flatnonzero(seed.ravel() & valid)
+        if top.size == 0:
+            raise ValueError("`seed` selects no pixel with counts in the window.")
+    else:
+        top = np.argsort(-np.where(valid, boxed_chi, -np.inf))[:max(9, int(seed_fraction * valid.sum()))]
     direction = rp[top].mean(0)
     norm = float(np.linalg.norm(direction))
     proj = rp @ direction / (norm if norm > 0 else 1.0)
@@ -166,7 +177,10 @@ def change_analysis(original, reconstruction, window=None, *, background_degree=
     method = reconstruction_label(reconstruction)
     extra = dict(provenance(reconstruction), nan_means="no counts in the window", null="N(0, 1)",
                  nuisances=f"scale, energy drift, background of degree {int(background_degree)}",
-                 box=int(box), seed_fraction=float(seed_fraction), dof=int(dof))
+                 box=int(box), dof=int(dof),
+                 direction_from=(f"mean residual of {top.size} given pixels" if seed is not None else
+                                 f"mean residual of the {top.size} pixels of the {int(box)}-pixel boxes "
+                                 "with the largest χ²"))
     title = f"Any-change score {method} {window[0]:g}-{window[1]:g} eV"
     out = {"score": score_signal(original, score.reshape(nav), kind="auto", anomalous="high",
                                  window=window, title=title, extra=extra),

@@ -55,7 +55,7 @@ def _onset_from_data(energy, mean_spectrum, near=None):
     return float(energy[int(np.argmax(grad))]) - 1.0
 
 
-def edge_jump(energy, spectra, onset):
+def edge_jump(energy, spectra, onset, *, return_background=False):
     """Per-spectrum edge jump above the extrapolated background, and its standard error.
 
     The background is a power law fitted (least squares in log–log) to the 8 eV before
@@ -70,10 +70,14 @@ def edge_jump(energy, spectra, onset):
     spectra : array (..., E)
     onset : float
         Edge onset in eV.
+    return_background : bool
+        Also return the extrapolated background, averaged over the post-edge window (the jump
+        ratio is ``(jump + background) / background``).
 
     Returns
     -------
     jump, stderr : arrays (...)
+        (and ``background`` with ``return_background``)
 
     Examples
     --------
@@ -110,6 +114,7 @@ def edge_jump(energy, spectra, onset):
         coef = np.linalg.lstsq(X_lin, y_pre[~positive].T, rcond=None)[0]
         bg[~positive] = coef[0][:, None] + coef[1][:, None] * energy[post][None]
     jump = (y_post - bg).mean(1)
+    background = bg.mean(1)
 
     def var_of_mean(w):
         sd = np.std(np.diff(w, axis=-1), axis=-1) / np.sqrt(2.0)  # insensitive to a slope
@@ -118,6 +123,8 @@ def edge_jump(energy, spectra, onset):
     # the extrapolated background carries the pre-edge mean's error, amplified by the lever arm
     lever = 1.0 + (np.mean(energy[post]) - np.mean(energy[pre])) / np.ptp(energy[pre]) * np.sqrt(3.0)
     se = np.sqrt(var_of_mean(y_post) + lever ** 2 * var_of_mean(y_pre))
+    if return_background:
+        return jump.reshape(shape), se.reshape(shape), background.reshape(shape)
     return jump.reshape(shape), se.reshape(shape)
 
 
@@ -168,7 +175,8 @@ def label_pixels(original, window, anomalous=None, *, edge=None):
     * "no edge": not an outlier, and the edge jump (:func:`edge_jump`, averaged over 3 × 3 pixels)
       is below ``JUMP_SIGMAS`` standard errors and ``ABSENT_FRACTION`` of the median jump, or below
       ``JUMP_FRACTION`` of the median jump (a substrate), or the pixel
-      holds less than ``EMPTY_FRACTION`` of the median counts (vacuum, a hole);
+      holds less than ``EMPTY_FRACTION`` of the median counts (vacuum, a hole); a neighbour of
+      such a region joins it where its own jump passes the first test;
     * "anomalous": neither, and flagged in ``anomalous`` (the detector's mask);
     * "bulk": the rest.
 
@@ -230,11 +238,17 @@ def label_pixels(original, window, anomalous=None, *, edge=None):
     else:  # pooled over 3 × 3 pixels: regions without the edge are extended, single pixels are outliers
         from scipy.ndimage import uniform_filter
 
+        from scipy.ndimage import binary_dilation
+
+        own, own_se = jump, se
         jump = uniform_filter(jump, size=3, mode="nearest")
         se = np.sqrt(uniform_filter(se ** 2, size=3, mode="nearest") / 9.0)
         has = jump > JUMP_SIGMAS * se
         typical = float(np.median(jump[has])) if has.any() else 0.0
         no_edge = (~has & (jump < ABSENT_FRACTION * typical)) | (jump < JUMP_FRACTION * typical)
+        # the pooling blurs a region's border: a neighbour of the region joins it where its own
+        # jump is not significant and below ABSENT_FRACTION of the typical one
+        no_edge |= binary_dilation(no_edge) & ~(own > JUMP_SIGMAS * own_se) & (own < ABSENT_FRACTION * typical)
     empty = total < EMPTY_FRACTION * np.median(total)  # vacuum, a hole: no edge whatever the jump test says
     outlier = intensity_outliers(total)  # an empty pixel among full ones is a glitch, not vacuum
     no_edge = (no_edge | empty) & ~outlier
@@ -249,6 +263,6 @@ def label_pixels(original, window, anomalous=None, *, edge=None):
         "names": list(LABELS), "counts": counts, "onset_eV": float(onset), "onset_from": onset_source,
         "window": win.as_list(),
         "rules": (f"no edge: 3×3-mean jump < {JUMP_SIGMAS:g} s.e. and < {ABSENT_FRACTION:g} × median jump, or < "
-                  f"{JUMP_FRACTION:g} × median jump, or "
+                  f"{JUMP_FRACTION:g} × median jump (and neighbours whose own jump passes the first test), or "
                   f"counts < {EMPTY_FRACTION:g} × median; outlier (first): |log(counts / 3×3 median)| > max({OUTLIER_SIGMAS:g} robust s.d., "
                   f"log 1.25); anomalous: flagged by the detector")}})
