@@ -65,3 +65,18 @@ def test_lazy_and_bad_arguments(clean):
             change_analysis(original, rec, WINDOW, **kw)
     with pytest.raises(ValueError, match="channels"):
         change_analysis(original, rec, (700.0, 702.0))
+
+
+def test_shift_is_one_of_the_tests(clean):
+    """A 0.5 eV edge shift, which the nuisances' drift column would absorb as a nuisance, is found
+    by the drift's own t-statistic against the bulk: signed like the shift."""
+    s, ideal = bifeo3_si((64, 64), random_state=3, return_expected="no_drift")
+    bad, truth = s.inject_shift(0.5, window=(690.0, 730.0), n_clusters=4, cluster_size=5,
+                                random_state=2, return_mask=True)
+    res = change_analysis(bad, ideal, WINDOW)
+    t = truth.data.ravel()
+    assert roc_auc_score(t, res["score"].data.ravel()) > 0.97
+    assert np.median(res["shift"].data[truth.data]) > 3.0          # to higher energy loss: positive
+    down = s.inject_shift(-0.5, window=(690.0, 730.0), mask=truth)
+    assert np.median(change_analysis(down, ideal, WINDOW)["shift"].data[truth.data]) < -3.0
+    assert "drift t-statistic" in res["score"].metadata.CVAE.score.tests

@@ -16,10 +16,18 @@ background change (Legendre polynomials up to ``background_degree``, over ``√�
 
 and the nuisance coefficients themselves are compared with the map's: a "background change"
 that replaces the edge (a missing edge, a composition change) lies far outside the bulk's range.
-The three statistics (χ²s as normal z-values, Wilson–Hilferty) are standardised against the
-map's own bulk (median and robust s.d.); the score is the smallest of their p-values,
-Šidák-corrected for three, as a normal z-value: ~N(0, 1) tail without anomalies, high =
-anomalous. The learned direction is returned as a spectrum, the answer to "how does it differ".
+A shift of the edge is tested by the drift coefficient itself: its t-statistic, signed like
+the shift (positive = to higher energy loss), against the bulk's spread (which holds the map's
+own jitter); a large shift leaves a residual the χ² test sees as well. The four
+statistics (χ²s as normal z-values, Wilson–Hilferty) are standardised against the map's own
+bulk (median and robust s.d.) and combined by a weighted Šidák rule (p-value weighting as in
+Genovese, Roeder & Wasserman 2006): ``p = min_k 1 − (1 − p_k)^(1/w_k)``, uniform without a change
+when the tests are independent and the weights sum to 1; ``≈ min_k p_k / w_k`` for small p. Each
+test weighs ``TAIL_RATE`` plus its excess of p-values below ``TAIL_RATE`` over the map (what the
+map itself says about which test carries a change; equal weights, plain Šidák, where none does).
+The score is that p-value as a normal z-value: ~N(0, 1) tail without anomalies, high =
+anomalous.
+The learned direction is returned as a spectrum, the answer to "how does it differ".
 """
 
 from __future__ import annotations
@@ -30,12 +38,43 @@ from .._stats import robust_sd
 from .._validation import energy_window
 from ._common import check_same_energy_axis, provenance, reconstruction_label, score_signal
 
-__all__ = ["change_analysis", "change_score_map"]
+__all__ = ["change_analysis", "change_score_map", "combine_tests"]
+
+#: The tests the score combines, in the order of its weights.
+TESTS = ("chi2", "projection", "nuisance", "shift")
+#: The nominal tail rate of the weights: each test weighs this plus its share of p-values below it
+#: beyond this share (a test that carries a change over part of the map weighs more).
+TAIL_RATE = 1e-3
+
+
+def combine_tests(p, valid=None):
+    """Weighted Šidák combination of the per-pixel p-values ``p`` (K, n) of K tests.
+
+    Returns ``(p_combined, weights)``: ``min_k 1 − (1 − p_k)^(1/w_k)`` (uniform under independent
+    uniform p_k, since the weights sum to 1) with
+    ``w_k ∝ TAIL_RATE + max(0, share of p_k < TAIL_RATE − TAIL_RATE)`` over the ``valid`` pixels.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> p = rng.uniform(size=(3, 10000))
+    >>> p[1, :200] = 1e-6                       # the second test sees a change in 2 % of pixels
+    >>> pc, w = combine_tests(p)
+    >>> bool(w[1] > 0.8), bool(abs(w.sum() - 1) < 1e-12), bool(pc[0] < 3 * 1e-6)
+    (True, True, True)
+    """
+    p = np.asarray(p, np.float64)
+    use = p if valid is None else p[:, valid]
+    excess = np.maximum((use < TAIL_RATE).mean(1) - TAIL_RATE, 0.0)
+    w = TAIL_RATE + excess
+    w = w / w.sum()
+    return (-np.expm1(np.log1p(-np.clip(p, 0.0, 1.0 - 1e-16)) / w[:, None])).min(0), w
 
 
 def _nuisance_residuals(y, mu, degree):
-    """``(r⊥, dof)``: Pearson residuals of ``y`` (n, E) against ``mu`` with the nuisance columns
-    (scale, drift, a smooth background of ``degree``) projected out per spectrum."""
+    """``(r⊥, dof, β, t)``: Pearson residuals of ``y`` (n, E) against ``mu`` with the nuisance
+    columns (scale, drift, a smooth background of ``degree``) projected out per spectrum, their
+    coefficients and the drift coefficient's t-statistic."""
     n, e = y.shape
     mu = np.maximum(mu, 1e-6)
     sq = np.sqrt(mu)
@@ -47,8 +86,10 @@ def _nuisance_residuals(y, mu, degree):
     xtx = np.einsum("nep,neq->npq", xm, xm)
     xtr = np.einsum("nep,ne->np", xm, r)
     ridge = 1e-9 * np.trace(xtx, axis1=1, axis2=2)[:, None, None] * np.eye(xm.shape[-1])
-    beta = np.linalg.solve(xtx + ridge, xtr[..., None])[..., 0]
-    return r - np.einsum("nep,np->ne", xm, beta), e - xm.shape[-1], beta
+    inv = np.linalg.inv(xtx + ridge)
+    beta = np.einsum("npq,nq->np", inv, xtr)
+    drift_t = beta[:, 1] / np.sqrt(np.maximum(inv[:, 1, 1], 1e-300))   # the drift's t-statistic
+    return r - np.einsum("nep,np->ne", xm, beta), e - xm.shape[-1], beta, drift_t
 
 
 def _standardise(v, valid):
@@ -93,6 +134,7 @@ def change_analysis(original, reconstruction, window=None, *, background_degree=
         ``"score"`` (the map, high = anomalous, a z-value), ``"chi2"`` (the generic test,
         standardised), ``"projection"`` (the signed matched-filter value on the learned direction,
         standardised), ``"nuisance"`` (the size of the nuisance coefficients against the map's,
+        standardised), ``"shift"`` (the drift coefficient's t-statistic, signed like the shift,
         standardised), ``"direction"`` (the learned direction as a spectrum on the window's
         axis, in Pearson-residual units: positive = more counts than the reconstruction) and
         ``"dof"``.
@@ -138,7 +180,7 @@ def change_analysis(original, reconstruction, window=None, *, background_degree=
     valid = y.sum(1) > 0
     if valid.sum() < 9:
         raise ValueError("Fewer than 9 spectra with counts in the window: nothing to compare.")
-    rp, dof, beta = _nuisance_residuals(y, mu, int(background_degree))
+    rp, dof, beta, drift_t = _nuisance_residuals(y, mu, int(background_degree))
     rp[~valid] = 0.0
     chi = _standardise(_chi2_to_z((rp**2).sum(1), dof), valid)
     # the nuisances' own size against the map's: a "background" that replaces the edge (a
@@ -164,19 +206,24 @@ def change_analysis(original, reconstruction, window=None, *, background_degree=
     norm = float(np.linalg.norm(direction))
     proj = rp @ direction / (norm if norm > 0 else 1.0)
     proj = _standardise(proj, valid)
-    # three tests, each standardised against the bulk: the smallest p-value, Šidák-corrected,
-    # as a normal z-value (so that a threshold or an FDR reads it as N(0, 1) without anomalies)
+    # a shift: y ≈ μ + b μ' is μ moved by −b, so −t(b) has the shift's sign
+    moved = _standardise(-drift_t, valid)
+    # four tests, each standardised against the bulk, combined (weighted Šidák) as a normal
+    # z-value (so that a threshold or an FDR reads it as N(0, 1) without anomalies)
     from scipy.stats import norm as normal
 
-    p_min = np.minimum(np.minimum(normal.sf(chi), 2.0 * normal.sf(np.abs(proj))), normal.sf(nuisance))
-    p = -np.expm1(3.0 * np.log1p(-np.clip(p_min, 0.0, 1.0 - 1e-16)))   # Šidák: 1 − (1 − p_min)³
+    p, weights = combine_tests([normal.sf(chi), 2.0 * normal.sf(np.abs(proj)), normal.sf(nuisance),
+                                2.0 * normal.sf(np.abs(moved))], valid)
     score = normal.isf(np.clip(p, 1e-300, 1.0 - 1e-16))
     score[~valid] = np.nan
-    chi[~valid], proj[~valid], nuisance[~valid] = np.nan, np.nan, np.nan
+    chi[~valid], proj[~valid], nuisance[~valid], moved[~valid] = np.nan, np.nan, np.nan, np.nan
 
     method = reconstruction_label(reconstruction)
     extra = dict(provenance(reconstruction), nan_means="no counts in the window", null="N(0, 1)",
                  nuisances=f"scale, energy drift, background of degree {int(background_degree)}",
+                 tests="residual χ², projection on the learned change, nuisance size, drift t-statistic "
+                       "(each standardised against the bulk; weighted Šidák)",
+                 weights={k: float(v) for k, v in zip(TESTS, weights)},
                  box=int(box), dof=int(dof),
                  direction_from=(f"mean residual of {top.size} given pixels" if seed is not None else
                                  f"mean residual of the {top.size} pixels of the {int(box)}-pixel boxes "
@@ -192,6 +239,9 @@ def change_analysis(original, reconstruction, window=None, *, background_degree=
            "projection": score_signal(original, proj.reshape(nav), kind="auto_projection",
                                       anomalous="both", window=window,
                                       title=f"Projection on the learned change {method}", extra=extra),
+           "shift": score_signal(original, moved.reshape(nav), kind="auto_shift", anomalous="both",
+                                 window=window, title=f"Drift t-statistic against the map's {method}",
+                                 extra=extra),
            "dof": int(dof)}
     ax = original.axes_manager.signal_axes[0]
     d = Signal1D(direction / (norm if norm > 0 else 1.0))
