@@ -241,11 +241,14 @@ class CVAEEELSSpectrum(InjectMethods, LatentMethods, PlotMethods, EELSSpectrum):
             :meth:`shift_map`); ``"pcc"`` (the paper's): Pearson correlation, low
             = anomalous; ``"deviance"``: Poisson deviance per channel, ≈ 1 for a
             good fit at any dose, high = anomalous; ``"auto"``: any change beyond
-            the nuisances (intensity scale, energy drift, smooth background),
-            with the change that neighbouring pixels share learned from the
-            residuals (:func:`hyperspy_cvae.scores.change_analysis`, which also
-            returns the learned change as a spectrum), a z-value, high =
-            anomalous; eager signals only. How they compare is measured
+            the nuisances (intensity scale, energy drift, smooth background):
+            the residual's χ², its projection on the change that neighbouring
+            pixels share (learned from the residuals), the nuisances' own size
+            and the drift against the bulk's (a shift), combined as one z-value,
+            high = anomalous (:func:`hyperspy_cvae.scores.change_analysis`,
+            which also returns each test and the learned change as a
+            spectrum); eager signals only. ``result.describe()`` says, pixel by
+            pixel, which of them explains a flag. How they compare is measured
             by the project's benchmark (``benchmarks/`` in the source repository).
         max_shift : float
             Largest shift searched by ``score="shift"``, in eV.

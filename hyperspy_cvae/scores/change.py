@@ -23,8 +23,11 @@ statistics (χ²s as normal z-values, Wilson–Hilferty) are standardised agains
 bulk (median and robust s.d.) and combined by a weighted Šidák rule (p-value weighting as in
 Genovese, Roeder & Wasserman 2006): ``p = min_k 1 − (1 − p_k)^(1/w_k)``, uniform without a change
 when the tests are independent and the weights sum to 1; ``≈ min_k p_k / w_k`` for small p. Each
-test weighs ``TAIL_RATE`` plus its excess of p-values below ``TAIL_RATE`` over the map (what the
-map itself says about which test carries a change; equal weights, plain Šidák, where none does).
+test weighs ``TAIL_RATE`` plus the share of its ``box`` × ``box`` means, standardised against
+their bulk, beyond the normal ``TAIL_RATE`` quantile, less what a test without a change reaches
+(:func:`weigh_tests`): what the map itself
+says about which test carries a change shared by neighbours (equal weights, plain Šidák, where
+none does; single-pixel changes are still tested, with the weights of the rest of the map).
 The score is that p-value as a normal z-value: ~N(0, 1) tail without anomalies, high =
 anomalous.
 The learned direction is returned as a spectrum, the answer to "how does it differ".
@@ -38,37 +41,64 @@ from .._stats import robust_sd
 from .._validation import energy_window
 from ._common import check_same_energy_axis, provenance, reconstruction_label, score_signal
 
-__all__ = ["change_analysis", "change_score_map", "combine_tests"]
+__all__ = ["change_analysis", "change_score_map", "combine_tests", "weigh_tests"]
 
 #: The tests the score combines, in the order of its weights.
 TESTS = ("chi2", "projection", "nuisance", "shift")
-#: The nominal tail rate of the weights: each test weighs this plus its share of p-values below it
-#: beyond this share (a test that carries a change over part of the map weighs more).
+#: The nominal tail rate of the weights: each test weighs this plus the share of its box means beyond
+#: the normal quantile of this rate, less this rate (a test that carries a change shared by
+#: neighbours weighs more).
 TAIL_RATE = 1e-3
 
 
-def combine_tests(p, valid=None):
-    """Weighted Šidák combination of the per-pixel p-values ``p`` (K, n) of K tests.
-
-    Returns ``(p_combined, weights)``: ``min_k 1 − (1 − p_k)^(1/w_k)`` (uniform under independent
-    uniform p_k, since the weights sum to 1) with
-    ``w_k ∝ TAIL_RATE + max(0, share of p_k < TAIL_RATE − TAIL_RATE)`` over the ``valid`` pixels.
+def weigh_tests(evidence, nav, box, valid=None):
+    """Weights (summing to 1) of K tests from their per-pixel evidence ``evidence`` (K, n) on the
+    navigation grid ``nav``: ``TAIL_RATE`` plus the share of ``box``-pixel box means (standardised
+    against their bulk) beyond the normal ``1 − TAIL_RATE`` quantile, less what a test without a
+    change reaches (``TAIL_RATE`` and twice its scatter over correlated boxes).
 
     Examples
     --------
     >>> rng = np.random.default_rng(0)
-    >>> p = rng.uniform(size=(3, 10000))
-    >>> p[1, :200] = 1e-6                       # the second test sees a change in 2 % of pixels
-    >>> pc, w = combine_tests(p)
-    >>> bool(w[1] > 0.8), bool(abs(w.sum() - 1) < 1e-12), bool(pc[0] < 3 * 1e-6)
-    (True, True, True)
+    >>> ev = rng.normal(size=(3, 64 * 64))
+    >>> ev[1].reshape(64, 64)[10:16, 20:26] += 2.0        # a patch the second test sees
+    >>> w = weigh_tests(ev, (64, 64), 5)
+    >>> bool(w[1] > 0.5), bool(abs(w.sum() - 1) < 1e-12)
+    (True, True)
+    >>> np.round(weigh_tests(rng.normal(size=(3, 64 * 64)), (64, 64), 5), 2)   # no change: equal
+    array([0.33, 0.33, 0.33])
+    """
+    from scipy.ndimage import uniform_filter
+    from scipy.stats import norm
+
+    ev = np.asarray(evidence, np.float64)
+    ok = np.ones(ev.shape[1], bool) if valid is None else np.asarray(valid, bool)
+    # box means come in correlated groups of box^d pixels: the share of a test without a change
+    # scatters by about sqrt(TAIL_RATE · box^d / n); twice that is taken as no excess
+    floor = TAIL_RATE + 2.0 * np.sqrt(TAIL_RATE * box ** len(nav) / max(int(ok.sum()), 1))
+    w = np.empty(len(ev))
+    for k, e in enumerate(ev):
+        boxed = uniform_filter(np.where(ok, np.nan_to_num(e), 0.0).reshape(nav), size=box, mode="reflect").ravel()
+        z = _standardise(boxed, ok)
+        w[k] = TAIL_RATE + max(float((z[ok] > norm.isf(TAIL_RATE)).mean()) - floor, 0.0)
+    return w / w.sum()
+
+
+def combine_tests(p, weights):
+    """Weighted Šidák combination of the per-pixel p-values ``p`` (K, n) of K tests:
+    ``min_k 1 − (1 − p_k)^(1/w_k)``, uniform under independent uniform p_k when the ``weights``
+    sum to 1, ``≈ min_k p_k / w_k`` for small p.
+
+    Examples
+    --------
+    >>> p = np.array([[0.5, 1e-6], [0.5, 0.9]])
+    >>> pc = combine_tests(p, np.array([0.9, 0.1]))
+    >>> bool(abs(pc[1] - 1e-6 / 0.9) < 1e-9), bool(0 < pc[0] < 1)
+    (True, True)
     """
     p = np.asarray(p, np.float64)
-    use = p if valid is None else p[:, valid]
-    excess = np.maximum((use < TAIL_RATE).mean(1) - TAIL_RATE, 0.0)
-    w = TAIL_RATE + excess
-    w = w / w.sum()
-    return (-np.expm1(np.log1p(-np.clip(p, 0.0, 1.0 - 1e-16)) / w[:, None])).min(0), w
+    w = np.asarray(weights, np.float64)
+    return (-np.expm1(np.log1p(-np.clip(p, 0.0, 1.0 - 1e-16)) / w[:, None])).min(0)
 
 
 def _nuisance_residuals(y, mu, degree):
@@ -212,8 +242,9 @@ def change_analysis(original, reconstruction, window=None, *, background_degree=
     # z-value (so that a threshold or an FDR reads it as N(0, 1) without anomalies)
     from scipy.stats import norm as normal
 
-    p, weights = combine_tests([normal.sf(chi), 2.0 * normal.sf(np.abs(proj)), normal.sf(nuisance),
-                                2.0 * normal.sf(np.abs(moved))], valid)
+    weights = weigh_tests([chi, np.abs(proj), nuisance, np.abs(moved)], nav, box, valid)
+    p = combine_tests([normal.sf(chi), 2.0 * normal.sf(np.abs(proj)), normal.sf(nuisance),
+                       2.0 * normal.sf(np.abs(moved))], weights)
     score = normal.isf(np.clip(p, 1e-300, 1.0 - 1e-16))
     score[~valid] = np.nan
     chi[~valid], proj[~valid], nuisance[~valid], moved[~valid] = np.nan, np.nan, np.nan, np.nan
