@@ -83,6 +83,10 @@ BAD_INPUT = [
     ("`score=\"auto\"` on a lazy signal, or a window of too few channels for its nuisances",
      "`NotImplementedError`: compute the signal first, or use `score=\"shift\"` / `ValueError` asking "
      "for a wider window", ["test_change::test_lazy_and_bad_arguments"]),
+    ("`result.describe()` of an RX result (no reconstruction), `table(which=...)` with an unknown "
+     "label, or a `seed` mask of the wrong shape or without counts",
+     "`ValueError` naming what is missing or the labels and the grid expected",
+     ["test_describe::test_bad_input", "test_describe::test_missing_edge_is_no_edge_and_a_glitch_an_outlier"]),
     ("all spectra identical",
      "`anomaly_map` returns no anomalies (`metadata.CVAE.threshold.decision` says why), without warnings",
      ["test_bad_input::test_anomaly_map_all_identical_spectra"]),
