@@ -195,9 +195,10 @@ class PixelDescription:
         ``"explanation"`` (codes into :attr:`names`).
     labels : Signal2D of int
         "bulk", "anomalous", "outlier", "no edge" (:func:`hyperspy_cvae.scores.label_pixels`).
-    direction : Signal1D
+    direction : Signal1D or None
         The change that the anomalous pixels share, as a spectrum (Pearson-residual units:
-        positive = more counts than the reconstruction).
+        positive = more counts than the reconstruction); None where the window is too narrow
+        for the shape tests.
     names : list of str
         What the explanation codes mean: the tests (:data:`hyperspy_cvae.scores.EXPLANATIONS`)
         for anomalous pixels, then "bulk", "outlier" and "no edge".

@@ -150,3 +150,17 @@ def test_bad_input(clean):
     with pytest.raises(ValueError, match="no pixel"):
         change_analysis(s, ideal, FE, seed=np.zeros((48, 48), bool))
     assert EXPLANATIONS[0] == "shift"
+
+
+def test_window_too_narrow_for_the_shape_tests(clean):
+    """A coarse axis (the 8 eV/channel Cu map has 7 channels in its window): the shift, intensity,
+    jump ratio and labels are still described, the shape tests say why they are missing."""
+    s, ideal = clean
+    bad, truth = s.inject_shift(1.0, n_clusters=2, cluster_size=5, random_state=9, return_mask=True)
+    d = describe_pixels(bad, ideal, (704.0, 707.0), mask=truth)
+    assert d.direction is None
+    assert np.isnan(d.maps["shape"].data).all()
+    assert "needs at least" in d.maps["shape"].metadata.CVAE.description.not_tested
+    assert np.isfinite(d.maps["intensity"].data).all() and np.isfinite(d.maps["jump_ratio"].data).any()
+    assert {r["explanation"] for r in d.table()} <= {"shift", "unknown"}
+    d.plot()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import textwrap
+
 import numpy as np
 
 from .maps import _map_geometry, outline_mask
@@ -100,8 +102,15 @@ def plot_description(description, path=None):
         lim = _symmetric(v - 1.0, 0.05)
         _draw(ax, m[key], v, cmap="BrBG", vmin=1 - lim, vmax=1 + lim, anomalous=anomalous, title=title)
     ax = axes[1, 2]
-    ax_e = d.direction.axes_manager[0]
-    ax.plot(ax_e.axis, d.direction.data, color="#9467bd", lw=1.2, label="learned change")
+    if d.direction is not None:
+        ax_e = d.direction.axes_manager[0]
+        ax.plot(ax_e.axis, d.direction.data, color="#9467bd", lw=1.2, label="learned change")
+        ax.legend(fontsize=7, loc="upper left")
+    else:
+        ax_e = d.bulk_spectrum.axes_manager[0]
+        note = d.maps["shape"].metadata.get_item("CVAE.description.not_tested", "not tested")
+        ax.text(0.5, 0.5, "\n".join(textwrap.wrap(str(note), 40)), ha="center", va="center",
+                transform=ax.transAxes, fontsize=8)
     ax.axhline(0, color="0.6", lw=0.6)
     if d.bulk_spectrum is not None:
         twin = ax.twinx()
@@ -111,7 +120,6 @@ def plot_description(description, path=None):
     ax.set_xlabel(f"energy loss ({ax_e.units})", fontsize=8)
     ax.set_ylabel("Pearson residual (unit norm)", fontsize=8)
     ax.set_title("the change anomalous pixels share", fontsize=9)
-    ax.legend(fontsize=7, loc="upper left")
     fig.suptitle(f"{d.method}: how the pixels differ ({d.window.label})", fontsize=10)
     fig.tight_layout()
     if path:

@@ -114,7 +114,9 @@ def describe_pixels(original, reconstruction, window=None, *, mask=None, labels=
         Maps (``shift``, ``shift_sigma``, ``intensity``, ``jump_ratio``, ``shape``, ``change``,
         ``background``, ``score``: the evidence of the strongest test, ``explanation``), the
         labels, the learned change as a spectrum, and :meth:`~PixelDescription.table` of the
-        pixels that are not bulk.
+        pixels that are not bulk. Where the window is too narrow for the nuisances (a coarse
+        axis), the shape, χ² and background maps are NaN, the learned change is None and
+        ``metadata.CVAE.description.not_tested`` says why.
 
     Examples
     --------
@@ -147,10 +149,14 @@ def describe_pixels(original, reconstruction, window=None, *, mask=None, labels=
     if not bulk.any():
         bulk = np.ones(codes.shape, bool)
     anomalous = codes == LABELS.index("anomalous")
-    if anomalous.any():  # the change the anomalous pixels share, not that of vacuum or glitches
-        change = change_analysis(original, reconstruction, window, seed=anomalous)
-    elif change is None:
-        change = change_analysis(original, reconstruction, window)
+    shape_note = None
+    try:
+        if anomalous.any():  # the change the anomalous pixels share, not that of vacuum or glitches
+            change = change_analysis(original, reconstruction, window, seed=anomalous)
+        elif change is None:
+            change = change_analysis(original, reconstruction, window)
+    except ValueError as err:  # too few channels or spectra for the nuisances: no shape tests
+        change, shape_note = None, f"no shape, χ² or background test: {err}"
 
     energy = original.axes_manager.signal_axes[0].axis
     data = np.asarray(original.data, np.float64)
@@ -169,7 +175,8 @@ def describe_pixels(original, reconstruction, window=None, *, mask=None, labels=
     except ValueError:  # the axis is too short around the onset
         jump_ratio = np.full(codes.shape, np.nan)
 
-    z = {k: np.asarray(change[k].data, np.float64) for k in ("projection", "chi2", "nuisance")}
+    z = {k: (np.full(codes.shape, np.nan) if change is None else np.asarray(change[k].data, np.float64))
+         for k in ("projection", "chi2", "nuisance")}
     # no shift estimate (at the search limit, no information): the shift test explains nothing
     shift_z = np.where(np.isnan(np.asarray(shift["shift"].data, np.float64)), np.nan,
                        np.asarray(shift["score"].data, np.float64))
@@ -187,6 +194,8 @@ def describe_pixels(original, reconstruction, window=None, *, mask=None, labels=
             explanation[codes == LABELS.index(name)] = names.index(name)
     win = window.as_list()
     meta = {"window": win, "onset_eV": float(onset), "pedestal": float(pedestal)}
+    if shape_note:
+        meta["not_tested"] = shape_note
 
     def as_map(values, title, quantity, what):
         out = navigation_map(original, values, title)
@@ -201,7 +210,10 @@ def describe_pixels(original, reconstruction, window=None, *, mask=None, labels=
         "jump_ratio": as_map(jump_ratio, "Jump ratio against the bulk", "jump ratio / bulk median",
                              f"(jump + background) / background after the onset at {float(onset):.1f} eV, "
                              "over the bulk pixels' median"),
-        "shape": change["projection"], "change": change["chi2"], "background": change["nuisance"],
+        **({"shape": change["projection"], "change": change["chi2"], "background": change["nuisance"]}
+           if change is not None else
+           {k: as_map(z[v], f"{k} (not tested)", "z", shape_note)
+            for k, v in (("shape", "projection"), ("change", "chi2"), ("background", "nuisance"))}),
         "score": as_map(evidence, "Evidence of the strongest test", "z",
                         "the smallest p-value of the shift, shape, other-change and background tests, "
                         "as a one-sided normal z-value"),
@@ -209,9 +221,15 @@ def describe_pixels(original, reconstruction, window=None, *, mask=None, labels=
                               "index into CVAE.description.names"),
     }
     maps["explanation"].metadata.set_item("CVAE.description.names", names)
-    bulk_spectrum = change["direction"]._deepcopy_with_new_data(data[bulk][:, sl].mean(0) - pedestal)
+    from hyperspy.signals import Signal1D
+
+    ax = original.axes_manager.signal_axes[0]
+    bulk_spectrum = Signal1D(data[bulk][:, sl].mean(0) - pedestal)
+    e_ax = bulk_spectrum.axes_manager[0]
+    e_ax.scale, e_ax.offset, e_ax.units, e_ax.name = ax.scale, float(ax.axis[sl][0]), ax.units, ax.name
     bulk_spectrum.metadata.General.title = "Mean spectrum of the bulk pixels"
-    return PixelDescription(maps, labels, change["direction"], names=names, window=window,
+    direction = None if change is None else change["direction"]
+    return PixelDescription(maps, labels, direction, names=names, window=window,
                             method=maps["shift"].metadata.get_item("CVAE.score.method", ""),
                             bulk_spectrum=bulk_spectrum)
 
