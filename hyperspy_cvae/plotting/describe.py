@@ -24,6 +24,8 @@ def _draw(ax, sig, values, *, cmap, vmin=None, vmax=None, anomalous=None, title=
         outline_mask(ax, np.asarray(anomalous), extent, color="k", lw=0.8)
     ax.set_xlabel(xlabel, fontsize=8)
     ax.set_ylabel(ylabel, fontsize=8)
+    if v.ndim == 1:  # a line scan: one row, no y axis
+        ax.set_yticks([])
     ax.set_title(title, fontsize=9)
     ax.figure.colorbar(im, ax=ax, fraction=0.046, pad=0.03)
     return im
@@ -119,7 +121,8 @@ def plot_description(description, path=None):
         twin.tick_params(labelsize=7, colors="0.4")
     ax.set_xlabel(f"energy loss ({ax_e.units})", fontsize=8)
     ax.set_ylabel("Pearson residual (unit norm)", fontsize=8)
-    ax.set_title("the change anomalous pixels share", fontsize=9)
+    ax.set_title("the change the anomalous pixels share" if anomalous.any() else
+                 "the change of the boxes with the largest χ² (no anomalous pixel)", fontsize=9)
     fig.suptitle(f"{d.method}: how the pixels differ ({d.window.label})", fontsize=10)
     fig.tight_layout()
     if path:
