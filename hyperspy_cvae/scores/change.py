@@ -25,12 +25,11 @@ Genovese, Roeder & Wasserman 2006): ``p = min_k 1 − (1 − p_k)^(1/w_k)``, uni
 when the tests are independent and the weights sum to 1; ``≈ min_k p_k / w_k`` for small p. Each
 test weighs ``TAIL_RATE`` plus the share of its ``box`` × ``box`` means, standardised against
 their bulk, beyond the normal ``TAIL_RATE`` quantile, less what a test without a change reaches
-(:func:`weigh_tests`): what the map itself
-says about which test carries a change shared by neighbours (equal weights, plain Šidák, where
-none does; single-pixel changes are still tested, with the weights of the rest of the map).
-The score is that p-value as a normal z-value: ~N(0, 1) tail without anomalies, high =
-anomalous.
-The learned direction is returned as a spectrum, the answer to "how does it differ".
+(:func:`weigh_tests`): what the map itself says about which test carries a change shared by
+neighbours (equal weights, plain Šidák, where none does; single-pixel changes are still tested,
+with the weights of the rest of the map). The score is that p-value as a normal z-value:
+~N(0, 1) tail without anomalies, high = anomalous. The learned direction is returned as a
+spectrum, the answer to "how does it differ".
 """
 
 from __future__ import annotations
