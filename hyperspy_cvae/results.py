@@ -206,8 +206,8 @@ class PixelDescription:
     method : str
         The reconstruction's label.
     bulk_spectrum : Signal1D or None
-        The mean spectrum of the bulk pixels in the window (the data's units, less the noise
-        model's pedestal).
+        The mean spectrum of the bulk pixels in the window, in Poisson-equivalent counts less
+        the noise model's pedestal (the data divided by the gain).
 
     Examples
     --------

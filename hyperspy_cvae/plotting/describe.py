@@ -121,7 +121,8 @@ def plot_description(description, path=None):
         twin.tick_params(labelsize=7, colors="0.4")
     ax.set_xlabel(f"energy loss ({ax_e.units})", fontsize=8)
     ax.set_ylabel("Pearson residual (unit norm)", fontsize=8)
-    ax.set_title("the change the anomalous pixels share" if anomalous.any() else
+    ax.set_title("no learned change" if d.direction is None else
+                 "the change the anomalous pixels share" if anomalous.any() else
                  "the change of the boxes with the largest χ² (no anomalous pixel)", fontsize=9)
     fig.suptitle(f"{d.method}: how the pixels differ ({d.window.label})", fontsize=10)
     fig.tight_layout()
