@@ -1,5 +1,5 @@
 """Helpers shared by every score: the energy-axis check, the per-spectrum map over a window,
-the score map's metadata and the reconstruction's provenance."""
+the score map's metadata, the reconstruction's provenance and spectra on a window's axis."""
 
 from __future__ import annotations
 
@@ -97,3 +97,16 @@ def provenance(reconstruction):
             if rmd.has_item(key) and rmd.get_item(key) is not None:
                 info[key] = rmd.get_item(key)
     return info
+
+
+def window_spectrum(like, values, window, title):
+    """``values`` (one per channel of ``window``) as a Signal1D on the energy axis of ``like``
+    inside the window (a learned change, a mean spectrum)."""
+    from hyperspy.signals import Signal1D
+
+    ax = like.axes_manager.signal_axes[0]
+    out = Signal1D(np.asarray(values))
+    e = out.axes_manager[0]
+    e.scale, e.offset, e.units, e.name = ax.scale, float(ax.axis[window.slice][0]), ax.units, ax.name
+    out.metadata.General.title = title
+    return out

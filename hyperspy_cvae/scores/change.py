@@ -38,7 +38,7 @@ import numpy as np
 
 from .._stats import robust_sd
 from .._validation import energy_window
-from ._common import check_same_energy_axis, provenance, reconstruction_label, score_signal
+from ._common import check_same_energy_axis, provenance, reconstruction_label, score_signal, window_spectrum
 
 __all__ = ["change_analysis", "change_score_map", "combine_tests", "weigh_tests"]
 
@@ -183,7 +183,6 @@ def change_analysis(original, reconstruction, window=None, *, background_degree=
     >>> 712 < float(e[np.argmax(res["direction"].data)]) < 717      # the new peak, at 714.5 eV
     True
     """
-    from hyperspy.signals import Signal1D
     from scipy.ndimage import uniform_filter
 
     check_same_energy_axis(original, reconstruction)
@@ -273,11 +272,8 @@ def change_analysis(original, reconstruction, window=None, *, background_degree=
                                  window=window, title=f"Drift t-statistic against the map's {method}",
                                  extra=extra),
            "dof": int(dof)}
-    ax = original.axes_manager.signal_axes[0]
-    d = Signal1D(direction / (norm if norm > 0 else 1.0))
-    d.axes_manager[0].scale, d.axes_manager[0].offset = ax.scale, float(ax.axis[sl][0])
-    d.axes_manager[0].units, d.axes_manager[0].name = ax.units, ax.name
-    d.metadata.General.title = f"Learned change ({method}, Pearson residual)"
+    d = window_spectrum(original, direction / (norm if norm > 0 else 1.0), window,
+                        f"Learned change ({method}, Pearson residual)")
     d.metadata.set_item("CVAE.score", dict(extra, kind="auto_direction"))
     out["direction"] = d
     return out

@@ -27,6 +27,7 @@ import numpy as np
 
 from .._maps import navigation_map
 from .._validation import energy_window
+from ._common import window_spectrum
 
 __all__ = ["EXPLANATIONS", "describe_pixels", "explain"]
 
@@ -159,13 +160,13 @@ def describe_pixels(original, reconstruction, window=None, *, mask=None, labels=
         change, shape_note = None, f"no shape, χ² or background test: {err}"
 
     energy = original.axes_manager.signal_axes[0].axis
-    data = np.asarray(original.data, np.float64)
+    data = original.data  # read in place: the sums below are in float64
     sl = window.slice
     n_channels = sl.stop - sl.start
-    intensity = _relative(data[..., sl].sum(-1) - pedestal * n_channels, bulk)
+    intensity = _relative(data[..., sl].sum(-1, dtype=np.float64) - pedestal * n_channels, bulk)
     onset = labels.metadata.get_item("CVAE.labels.onset_eV")
     if onset is None:
-        onset = _onset_from_data(energy[sl], data.reshape((-1, data.shape[-1])).mean(0)[sl])
+        onset = _onset_from_data(energy[sl], data[..., sl].reshape((-1, n_channels)).mean(0, dtype=np.float64))
     try:
         jump, _, background = edge_jump(energy, data, float(onset), return_background=True)
         background = background - pedestal
@@ -221,13 +222,8 @@ def describe_pixels(original, reconstruction, window=None, *, mask=None, labels=
                               "index into CVAE.description.names"),
     }
     maps["explanation"].metadata.set_item("CVAE.description.names", names)
-    from hyperspy.signals import Signal1D
-
-    ax = original.axes_manager.signal_axes[0]
-    bulk_spectrum = Signal1D(data[bulk][:, sl].mean(0) - pedestal)
-    e_ax = bulk_spectrum.axes_manager[0]
-    e_ax.scale, e_ax.offset, e_ax.units, e_ax.name = ax.scale, float(ax.axis[sl][0]), ax.units, ax.name
-    bulk_spectrum.metadata.General.title = "Mean spectrum of the bulk pixels"
+    bulk_spectrum = window_spectrum(original, data[bulk][:, sl].mean(0, dtype=np.float64) - pedestal, window,
+                                    "Mean spectrum of the bulk pixels")
     direction = None if change is None else change["direction"]
     return PixelDescription(maps, labels, direction, names=names, window=window,
                             method=maps["shift"].metadata.get_item("CVAE.score.method", ""),
