@@ -3,9 +3,10 @@
 For 3 seeds, a 96 × 96 BiFeO3 cube (dose 150, 0.08 eV per-pixel energy jitter) is scored by a
 CVAE trained on a clean cube of the same generator (another seed) with the default shift score,
 per pixel (Otsu) and pooled (``anomaly_map(spatial="auto")``: boxes of 1, 3 and 5 pixels and bars of 7, FDR
-0.05). Cases: no anomaly (null), 6 and 24 patches of 5 × 5 pixels at ΔE 0.3 and 0.5 eV, 48
-single pixels and a 1-pixel-wide line at 1 eV, and a film on a substrate (30 % without Fe) with
-6 patches at 0.5 eV in the film, the substrate left out with ``edge_free_mask``.
+0.05). Cases: no anomaly (null), 6 and 24 patches of 5 × 5 pixels at ΔE 0.3, 0.5 and 1 eV, 6
+disks of radius 3.2 pixels (round outlines that no box matches) at 0.3 and 0.5 eV, 48 single
+pixels and a 1-pixel-wide line at 1 eV, and a film on a substrate (30 % without Fe) with 6
+patches at 0.5 eV in the film, the substrate left out with ``edge_free_mask``.
 
 Reported per case: per-pixel ROC-AUC, per-pixel F1 at Otsu and at the best threshold, pooled F1
 at FDR 0.05, the achieved false-discovery proportion, false regions (regions without a true
@@ -39,6 +40,15 @@ def truth_for(case, shape, seed):
         return np.zeros(shape, bool)
     if kind.startswith("patches"):
         return cluster_mask(shape, int(kind[7:]), 5, random_state=1000 + seed)
+    if kind == "disks6":  # round outlines (radius 3.2 px, 37 px each), which no box matches
+        from scipy.ndimage import center_of_mass, label
+
+        squares, n = label(cluster_mask(shape, 6, 9, gap=1, random_state=2000 + seed))
+        yy, xx = np.indices(shape)
+        m = np.zeros(shape, bool)
+        for cy, cx in center_of_mass(squares > 0, squares, range(1, n + 1)):
+            m |= (yy - cy) ** 2 + (xx - cx) ** 2 <= 3.2 ** 2
+        return m
     if kind == "single":
         return cluster_mask(shape, 48, 1, gap=2, random_state=1000 + seed)
     if kind == "line":
@@ -73,8 +83,9 @@ def run(out, quick=False):
 
     out.mkdir(parents=True, exist_ok=True)
     seeds = (0,) if quick else (0, 1, 2)
-    cases = [("null", 0.0), ("patches6", 0.3), ("patches6", 0.5), ("patches24", 0.3), ("patches24", 0.5),
-             ("single", 1.0), ("line", 1.0), ("film", 0.5)]
+    cases = [("null", 0.0), ("patches6", 0.3), ("patches6", 0.5), ("patches6", 1.0), ("patches24", 0.3),
+             ("patches24", 0.5), ("patches24", 1.0), ("disks6", 0.3), ("disks6", 0.5), ("single", 1.0),
+             ("line", 1.0), ("film", 0.5)]
     if quick:
         cases = [("null", 0.0), ("patches6", 0.3)]
     rows, figure_case = [], None

@@ -17,10 +17,11 @@ def edge_free_mask(signal, edge=None, pre_edge=None, *, min_separation=2.0):
 
     The edge-jump ratio — mean counts in ``edge`` over mean counts in
     ``pre_edge`` — is computed per pixel and split in two by Otsu's threshold
-    (scikit-image). The low class is returned as True (edge absent) only if
-    the two classes are separate populations: their medians must differ by at
-    least ``min_separation`` times the sum of their robust standard deviations
-    (1.4826 × MAD). A map with the edge everywhere is one population that
+    (scikit-image). The two classes count as separate populations only if their
+    medians differ by at least ``min_separation`` times the sum of their robust
+    standard deviations (1.4826 × MAD); then each pixel goes to the class whose
+    median is fewer of that class's robust s.d. away, and the low class is
+    returned as True (edge absent). A map with the edge everywhere is one population that
     Otsu merely splits in two, so it gets an all-False mask. On noisy data,
     narrow windows put some pixels with the edge in the low class: widen them.
 
@@ -44,8 +45,8 @@ def edge_free_mask(signal, edge=None, pre_edge=None, *, min_separation=2.0):
     -------
     hyperspy Signal2D of bool
         True where the edge is absent, with the navigation calibration of
-        ``signal`` and ``metadata.CVAE.edge_mask`` (windows, threshold,
-        separation, decision). Pass it as ``anomaly_map(navigation_mask=...)``.
+        ``signal`` and ``metadata.CVAE.edge_mask`` (windows, Otsu's threshold and
+        the one used, separation, decision). Pass it as ``anomaly_map(navigation_mask=...)``.
 
     Examples
     --------
@@ -53,7 +54,7 @@ def edge_free_mask(signal, edge=None, pre_edge=None, *, min_separation=2.0):
     >>> f = bifeo3_si((48, 48), substrate_fraction=0.3, random_state=0)   # bottom 14 rows: no Fe
     >>> no_fe = edge_free_mask(f, "Fe_L3")
     >>> int(no_fe.data.sum()), int(no_fe.data[:34].sum()), no_fe.metadata.CVAE.edge_mask.decision
-    (670, 0, 'two populations')
+    (672, 0, 'two populations')
     >>> int(edge_free_mask(bifeo3_si((48, 48), random_state=0)).data.sum())   # Fe everywhere
     0
     """
@@ -89,8 +90,13 @@ def edge_free_mask(signal, edge=None, pre_edge=None, *, min_separation=2.0):
         spread = max(robust_sd(lo) + robust_sd(hi), 1e-12 * abs(t))
         sep = (float(np.median(hi)) - float(np.median(lo))) / spread
         two = bool(lo.size and hi.size and sep >= min_separation)
-        info.update(threshold=t, separation=sep)
+        info.update(threshold_otsu=t, threshold=t, separation=sep)
         if two:
+            # Otsu's histogram threshold sits on the low class's upper tail; each pixel goes to
+            # the class whose median is fewer of that class's robust s.d. away
+            slo, shi = max(robust_sd(lo), 1e-12), max(robust_sd(hi), 1e-12)
+            t = (float(np.median(lo)) * shi + float(np.median(hi)) * slo) / (slo + shi)
+            info["threshold"] = t
             mask = ratio < t
     info["decision"] = "two populations" if two else "one population: edge everywhere"
     info["n_edge_free"] = int(mask.sum())

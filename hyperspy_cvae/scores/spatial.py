@@ -12,9 +12,10 @@ the sizes, Bonferroni-corrected, and the false-discovery rate over the map is co
 Benjamini–Hochberg (``scipy.stats.false_discovery_control``; valid for the positively dependent
 p-values of overlapping boxes). Pixels significant on their own are then taken out of the
 windows around them and the windows tested again, so that a strong single pixel does not drag a
-halo of boxes along; regions of one or two pixels must pass a Bonferroni level over the map. The flagged regions are then redrawn pixel by pixel by a
-two-class segmentation with a spatial (Ising) prior, so that the outline follows the anomaly
-rather than the box. :func:`fdr_threshold` is the same test for single pixels only (nothing
+halo of boxes along; regions of one or two pixels must pass a Bonferroni level over the map on
+their own evidence. The flagged regions are then redrawn pixel by pixel by a two-class
+segmentation with a spatial (Ising) prior, whose level is re-estimated from the redrawn segment,
+so that the outline follows the anomaly rather than the box. :func:`fdr_threshold` is the same test for single pixels only (nothing
 pooled or redrawn): ``anomaly_map(threshold="fdr")``.
 
 The assumptions (Gaussian, exchangeable, independent evidence without anomalies) hold for the
@@ -288,7 +289,10 @@ def pool_scores(evidence, scales=SCALES, *, alpha=0.05, two_sided=True, valid=No
         thin_idx = [i for i, s in enumerate(scales) if s == 1 or (isinstance(s, tuple) and min(s) == 1)]
         mask = _segment(u, mask, valid, np.isin(best, thin_idx))
     if specks and mask.any():
-        mask = _drop_weak_specks(mask, p, alpha / valid.sum())
+        # a speck claims one or two pixels: their own evidence must carry it (a bar or box whose
+        # segmentation kept one pixel of it is no evidence for that pixel)
+        own = np.minimum(norm.sf(np.abs(u) if two_sided else u) * (2.0 if two_sided else 1.0) * len(scales), 1.0)
+        mask = _drop_weak_specks(mask, own, alpha / valid.sum())
     pooled = np.take_along_axis(stat, np.argmax(tail, 0)[None], 0)[0]
     return {"p": np.where(valid, p, np.nan), "q": np.where(valid, q, np.nan),
             "pooled": np.where(valid, pooled, np.nan), "mask": mask,
@@ -297,43 +301,57 @@ def pool_scores(evidence, scales=SCALES, *, alpha=0.05, two_sided=True, valid=No
             "scales": scales, "alpha": float(alpha)}
 
 
-def _segment(u, mask, valid, thin, *, beta=BETA, iterations=5):
+def _segment(u, mask, valid, thin, *, beta=BETA, iterations=5, rounds=10):
     """Redraw the flagged regions pixel by pixel: two Gaussian classes of unit variance (the bulk
-    at 0, each region at its mean standardised evidence) and an Ising prior of strength ``beta``
-    per agreeing 8-neighbour, optimised by iterated conditional modes within two pixels of the
-    region, starting from the pixel-wise decision; a pixel flagged by a single-pixel or bar window
-    (``thin``) whose own evidence points the region's way is never removed (a 1-pixel-wide line has
-    few agreeing neighbours). Single pixels and specks (≤ 2 pixels) are kept as they are."""
-    from scipy.ndimage import binary_dilation, convolve, label
+    at 0, each region at its level) and an Ising prior of strength ``beta`` per agreeing
+    8-neighbour, optimised by iterated conditional modes within two pixels of the region, starting
+    from the pixel-wise decision. The level starts at the region's mean standardised evidence and
+    is re-estimated from the redrawn segment until the segment stops changing (at most ``rounds``
+    times): a box-pooled region holds a ring of bulk pixels, whose zeros would pull the level down
+    and let the prior keep bulk neighbours. A region found mostly by single-pixel or bar windows
+    (``thin``: a line) keeps its first level, which its strongest pixels would otherwise raise
+    above its weaker ones, and a ``thin`` pixel whose own evidence agrees with the level is never
+    removed (a 1-pixel-wide line has few agreeing neighbours). Single pixels and specks (≤ 2
+    pixels) are kept as they are."""
+    from scipy.ndimage import binary_dilation, convolve, find_objects, label
 
     lab, n = label(mask)
     out = np.zeros_like(mask)
     kernel = np.ones((3, 3))
     kernel[1, 1] = 0
-    for i in range(1, n + 1):
-        region = lab == i
+    pad = 3                                          # the 2-pixel band and the prior's neighbours
+    for i, box in enumerate(find_objects(lab), start=1):
+        crop = tuple(slice(max(b.start - pad, 0), b.stop + pad) for b in box)
+        region = lab[crop] == i
         if region.sum() <= 2:
-            out |= region
+            out[crop] |= region
             continue
-        level = float(np.mean(u[region]))
-        near = binary_dilation(region, iterations=2) & valid
-        gain = (u ** 2 - (u - level) ** 2) / 2.0                    # log-likelihood ratio
-        cur = near & (gain > 0)                                     # the data alone, then the prior
-        for _ in range(iterations):
-            agree = convolve(cur.astype(float), kernel, mode="constant")
-            new = near & (gain + beta * (2 * agree - 8) > 0)
-            if np.array_equal(new, cur):
+        u_c, valid_c, thin_c = u[crop], valid[crop], thin[crop]
+        near = binary_dilation(region, iterations=2) & valid_c
+        seg = region
+        line = thin_c[region].mean() > 0.5                          # mostly found by 1-px windows
+        for _ in range(1 if line else rounds):
+            level = float(np.mean(u_c[seg]))
+            gain = (u_c ** 2 - (u_c - level) ** 2) / 2.0            # log-likelihood ratio
+            cur = near & (gain > 0)                                 # the data alone, then the prior
+            for _ in range(iterations):
+                agree = convolve(cur.astype(float), kernel, mode="constant")
+                new = near & (gain + beta * (2 * agree - 8) > 0)
+                if np.array_equal(new, cur):
+                    break
+                cur = new
+            if not cur.any() or np.array_equal(cur, seg):
                 break
-            cur = new
+            seg = cur
         # a flagged pixel whose own evidence agrees stays (thin lines: few neighbours agree)
-        out |= cur | (region & thin & (gain > 0))
+        out[crop] |= cur | (region & thin_c & (gain > 0))
     return out & valid
 
 
 def _drop_weak_specks(mask, p, level):
-    """Regions of one or two pixels stay only if one of their pixels passes ``level`` (Bonferroni
-    over the map): a speck has no neighbours to vouch for it, and a reconstruction that leaks a
-    strong anomaly into its neighbours leaves specks at the FDR level."""
+    """Regions of one or two pixels stay only if one of their pixels' own p-value ``p`` passes
+    ``level`` (Bonferroni over the map): a speck has no neighbours to vouch for it, and a
+    reconstruction that leaks a strong anomaly into its neighbours leaves specks at the FDR level."""
     from scipy.ndimage import label
 
     lab, n = label(mask, structure=np.ones((3,) * mask.ndim))
