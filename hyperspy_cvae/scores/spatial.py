@@ -265,11 +265,15 @@ def pool_scores(evidence, scales=SCALES, *, alpha=0.05, two_sided=True, valid=No
     u = np.where(valid, (z - centre) / spread, 0.0)
     weight = valid.astype(np.float64)
 
+    def tail_p(x):
+        # the normal tail of N(0, 1) statistics, both sides or the upper one
+        return norm.sf(np.abs(x) if two_sided else x) * (2.0 if two_sided else 1.0)
+
     def test(v):
         # sum over the valid pixels of each box / √(their number): N(0, 1) per scale, at the borders too
         stat = np.stack([_box_sum(v, s) / np.sqrt(np.maximum(_box_sum(weight, s), 1.0)) for s in scales])
         tail = np.abs(stat) if two_sided else stat
-        p_scale = norm.sf(tail) * (2.0 if two_sided else 1.0)
+        p_scale = tail_p(stat)
         p = np.minimum(p_scale.min(0) * len(scales), 1.0)
         q = np.ones_like(p)
         q[valid] = false_discovery_control(p[valid], method="bh")
@@ -291,7 +295,7 @@ def pool_scores(evidence, scales=SCALES, *, alpha=0.05, two_sided=True, valid=No
     if specks and mask.any():
         # a speck claims one or two pixels: their own evidence must carry it (a bar or box whose
         # segmentation kept one pixel of it is no evidence for that pixel)
-        own = np.minimum(norm.sf(np.abs(u) if two_sided else u) * (2.0 if two_sided else 1.0) * len(scales), 1.0)
+        own = np.minimum(tail_p(u) * len(scales), 1.0)
         mask = _drop_weak_specks(mask, own, alpha / valid.sum())
     pooled = np.take_along_axis(stat, np.argmax(tail, 0)[None], 0)[0]
     return {"p": np.where(valid, p, np.nan), "q": np.where(valid, q, np.nan),
