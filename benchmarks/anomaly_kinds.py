@@ -18,7 +18,7 @@ named as a user would (``edge=``):
 Reported per kind and method: ROC-AUC, F1 and flagged fraction of the default threshold (Otsu
 after the unimodality check), of ``threshold="fdr"`` (per-pixel Benjamini–Hochberg at 5 %,
 :func:`~hyperspy_cvae.scores.fdr_threshold`) and of ``spatial="auto"`` (the score pooled over
-boxes and bars at FDR 5 %, :func:`~hyperspy_cvae.scores.spatial.pool_scores`). Writes
+boxes and bars at FDR 5 %, :func:`~hyperspy_cvae.scores.spatial.pool_score_map`). Writes
 ``metrics.csv`` and ``summary.md``.
 
     python benchmarks/anomaly_kinds.py [--out benchmarks/results/anomaly_kinds] [--seeds 0 1]
@@ -86,7 +86,7 @@ def score_kind(kind, seed, size, dose, budget):
     from hyperspy_cvae.edges import resolve_window
     from hyperspy_cvae.evaluation import detection_metrics
     from hyperspy_cvae.scores import fdr_threshold, score_map, shift_analysis
-    from hyperspy_cvae.scores.spatial import evidence_of, pool_scores
+    from hyperspy_cvae.scores.spatial import SCALES, pool_score_map
     from hyperspy_cvae.synthetic import bifeo3_si
     from hyperspy_cvae.synthetic.anomalies import KINDS
 
@@ -107,9 +107,9 @@ def score_kind(kind, seed, size, dose, budget):
     def add(method, smap, seconds, shift=None):
         row, _ = _metrics_row(method, strength, seed, kind, smap, truth, seconds)
         row = {k: row[k] for k in row if k not in ("dE", "case")}
-        fdr = fdr_threshold(smap, 0.05, shift=shift).data
-        evidence, two_sided, _ = evidence_of(smap, shift)   # as anomaly_map(spatial="auto") pools it
-        pooled = pool_scores(evidence, two_sided=two_sided, alpha=0.05)["mask"]
+        fdr_mask = fdr_threshold(smap, 0.05, shift=shift)
+        fdr = fdr_mask.data
+        pooled = pool_score_map(smap, fdr_mask, SCALES, 0.05, shift)[1].data  # as anomaly_map(spatial="auto")
         row.update(kind=kind, strength=strength, flagged_fraction=row["n_flagged"] / truth.size,
                    f1_fdr=detection_metrics(fdr, truth)["f1"], flagged_fraction_fdr=float(fdr.mean()),
                    f1_spatial=detection_metrics(pooled, truth)["f1"],

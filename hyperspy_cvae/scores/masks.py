@@ -21,9 +21,10 @@ def edge_free_mask(signal, edge=None, pre_edge=None, *, min_separation=2.0):
     medians differ by at least ``min_separation`` times the sum of their robust
     standard deviations (1.4826 × MAD); then each pixel goes to the class whose
     median is fewer of that class's robust s.d. away, and the low class is
-    returned as True (edge absent). A map with the edge everywhere is one population that
-    Otsu merely splits in two, so it gets an all-False mask. On noisy data,
-    narrow windows put some pixels with the edge in the low class: widen them.
+    returned as True (edge absent). A map with the edge everywhere is one
+    population that Otsu merely splits in two, so it gets an all-False mask. On
+    noisy data, narrow windows put some pixels with the edge in the low class:
+    widen them.
 
     Parameters
     ----------

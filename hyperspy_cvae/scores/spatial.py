@@ -15,8 +15,8 @@ windows around them and the windows tested again, so that a strong single pixel 
 halo of boxes along; regions of one or two pixels must pass a Bonferroni level over the map on
 their own evidence. The flagged regions are then redrawn pixel by pixel by a two-class
 segmentation with a spatial (Ising) prior, whose level is re-estimated from the redrawn segment,
-so that the outline follows the anomaly rather than the box. :func:`fdr_threshold` is the same test for single pixels only (nothing
-pooled or redrawn): ``anomaly_map(threshold="fdr")``.
+so that the outline follows the anomaly rather than the box. :func:`fdr_threshold` is the same
+test for single pixels only (nothing pooled or redrawn): ``anomaly_map(threshold="fdr")``.
 
 The assumptions (Gaussian, exchangeable, independent evidence without anomalies) hold for the
 signed shift evidence of the shift score (``sign(shift) · √GLRT``: shot noise and the per-pixel
