@@ -248,7 +248,8 @@ class CVAEEELSSpectrum(InjectMethods, LatentMethods, PlotMethods, EELSSpectrum):
             and the drift against the bulk's (a shift), combined as one z-value,
             high = anomalous (:func:`hyperspy_cvae.scores.change_analysis`,
             which also returns each test and the learned change as a
-            spectrum); eager signals only. ``result.describe()`` says, pixel by
+            spectrum); a lazy signal is read block by block, three passes
+            over the window. ``result.describe()`` says, pixel by
             pixel, which of them explains a flag. How they compare is measured
             by the project's benchmark (``benchmarks/`` in the source repository).
         max_shift : float

@@ -365,15 +365,16 @@ def anomaly_map(signal, method="pca", window=None, *, n_components=3, threshold=
     if threshold is None and spatial is not None:
         raise ValueError("`spatial` pooling makes the mask; it needs a threshold (keep the default).")
     if threshold is not None:
-        from .scores.labels import label_pixels
+        from .scores.labels import label_pixels, with_mask
 
+        labels = label_pixels(original, win, edge=edge)   # bulk, outlier, no edge; the mask comes later
         smap, mask = _threshold(smap, original, win, threshold, navigation_mask, threshold_anomalies,
-                                fdr=fdr, shift=shift)
+                                fdr=fdr, shift=shift, labels=labels)
         if spatial is not None:
             from .scores.spatial import pool_score_map
 
-            pooled, mask, regions = pool_score_map(smap, mask, spatial, fdr, shift)
-        labels = label_pixels(original, win, mask.data, edge=edge)
+            pooled, mask, regions = pool_score_map(smap, mask, spatial, fdr, shift, labels=labels)
+        labels = with_mask(labels, mask.data)
     for sig in (smap, mask):
         if sig is not None:
             if edge is not None:
@@ -402,7 +403,8 @@ def _spatial_scales(spatial):
     return tuple(spatial)  # checked by pool_scores
 
 
-def _threshold(smap, original, win, threshold, navigation_mask, threshold_anomalies, *, fdr=0.05, shift=None):
+def _threshold(smap, original, win, threshold, navigation_mask, threshold_anomalies, *, fdr=0.05, shift=None,
+               labels=None):
     """Compute a lazy score map (it is only ny × nx) and threshold it (``"fdr"``:
     :func:`~hyperspy_cvae.scores.spatial.fdr_threshold`)."""
     identical = all_spectra_identical(original.data, win.slice)
@@ -417,7 +419,7 @@ def _threshold(smap, original, win, threshold, navigation_mask, threshold_anomal
             shift = navigation_map(shift, compute_all(shift.data)[0], shift.metadata.General.title)
         from .scores.spatial import fdr_threshold
 
-        mask = fdr_threshold(smap, fdr, shift=shift, navigation_mask=navigation_mask)
+        mask = fdr_threshold(smap, fdr, shift=shift, navigation_mask=navigation_mask, labels=labels)
     else:
         mask = threshold_anomalies(smap, threshold)
     if no_information is not None:

@@ -80,9 +80,9 @@ BAD_INPUT = [
      ["test_noise::test_metadata_model_is_read_and_checked"]),
     ("`fdr` outside (0, 1), or not a number (`threshold=\"fdr\"` or `spatial=`)",
      "`ValueError`: a number in (0, 1)", ["test_fdr::test_bad_fdr"]),
-    ("`score=\"auto\"` on a lazy signal, or a window of too few channels for its nuisances",
-     "`NotImplementedError`: compute the signal first, or use `score=\"shift\"` / `ValueError` asking "
-     "for a wider window", ["test_change::test_lazy_and_bad_arguments"]),
+    ("`score=\"auto\"` with a window of too few channels for its nuisances, or a bad `box`, "
+     "`background_degree` or `seed_fraction`", "`ValueError` asking for a wider window or naming the argument",
+     ["test_change::test_bad_arguments"]),
     ("`result.describe()` of an RX result (no reconstruction), `table(which=...)` with an unknown "
      "label, or a `seed` mask of the wrong shape or without counts",
      "`ValueError` naming what is missing or the labels and the grid expected",

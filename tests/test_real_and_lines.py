@@ -91,6 +91,27 @@ def test_measured_ge_map_by_edge_name_only(tmp_path):
     assert {r["case"] for r in detail} >= {"shift 0.5 eV"}
 
 
+@needs_real
+def test_pooled_null_on_a_layered_measured_map():
+    """The Ge solar-cell map's shift evidence has heavy tails and correlated neighbours (layers,
+    vacuum rows): an exchangeable normal null flagged 140 of its 990 untouched pixels."""
+    rd = benchmark_module("real_data")
+    s = rd.load(GE)
+    res = s.anomaly_map("pca", edge="Si_L2,3", n_components=3, spatial="auto", show_progressbar=False)
+    md = res.pooled.metadata.CVAE.spatial
+    assert md.tail_df < 5 and max(md.window_spread.as_dictionary().values()) > 1.2
+    assert md.null_from.startswith("the pixels with the edge")
+    assert res.mask.data.sum() <= 5
+    counts = res.labels.metadata.CVAE.labels.counts
+    assert counts["anomalous"] <= int(res.mask.data.sum()) and counts["no edge"] >= 110   # vacuum rows
+    truth = rd.injection_mask(res.mask.data.shape, seed=1)
+    window = res.window.as_list()
+    bad = s.inject_shift(1.0, window=tuple(window), mask=truth)
+    found = bad.anomaly_map("pca", edge="Si_L2,3", n_components=3, spatial="auto", show_progressbar=False)
+    hit = found.mask.data & truth
+    assert hit.sum() >= 9 and (found.mask.data & ~truth).sum() <= 8
+
+
 def test_real_data_benchmark_without_shared(monkeypatch, tmp_path, capsys):
     rd = benchmark_module("real_data")
     monkeypatch.setattr(rd, "REALDATA", tmp_path / "absent")

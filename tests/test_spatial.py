@@ -33,6 +33,79 @@ def test_single_pixels_and_lines_are_not_pooled_away():
     assert m[40:60, 20].mean() > 0.5                             # the weak line: most of it
 
 
+def _naive_count(z, box):
+    """Pixels flagged at FDR 5 % by a normal null with √k box sums (what the null assumed before it
+    measured the tails and the window spreads)."""
+    from scipy.ndimage import uniform_filter
+    from scipy.stats import false_discovery_control, norm
+
+    from hyperspy_cvae._stats import robust_sd
+
+    u = (z - np.median(z)) / robust_sd(z)
+    stat = uniform_filter(u, box, mode="constant") * box
+    p = 2 * norm.sf(np.abs(stat))
+    return int((false_discovery_control(p.ravel()) <= 0.05).sum())
+
+
+def test_heavy_tailed_or_correlated_bulk_is_not_called_anomalous():
+    """The two ways measured maps break an exchangeable Gaussian null: heavy tails and correlated
+    neighbours. Each would flag many pixels of an anomaly-free map under a normal null with √k sums
+    (checked below with the adjustments turned off through ``null``); a real patch is still found."""
+    from scipy.ndimage import gaussian_filter
+
+    rng = np.random.default_rng(3)
+    heavy = rng.standard_t(1.8, size=(64, 64))
+    out = pool_scores(heavy)
+    assert 1.2 < out["null"]["tail_df"] < 3.0 and out["mask"].sum() <= 2
+    assert _naive_count(heavy, 1) > 40                          # a normal null: many flagged
+    smooth = rng.normal(size=(64, 64)) + 6.0 * gaussian_filter(rng.normal(size=(64, 64)), 2.0)
+    out = pool_scores(smooth)
+    assert out["null"]["tail_df"] == np.inf and out["null"]["window_spread"]["5"] > 1.5
+    assert out["mask"].sum() <= 2
+    assert _naive_count(smooth, 5) > 40                         # √k sums: many flagged
+    z = rng.normal(size=(64, 64))
+    z[20:25, 30:35] += 2.0                                      # independent bulk: nothing changes
+    out = pool_scores(z)
+    assert out["null"]["tail_df"] == np.inf and max(out["null"]["window_spread"].values()) < 1.1
+    assert out["mask"][20:25, 30:35].sum() >= 20
+
+
+def test_null_measured_on_chosen_pixels():
+    rng = np.random.default_rng(4)
+    z = rng.normal(size=(40, 40))
+    z[:20] = 0.01 * rng.normal(size=(20, 40))                   # "vacuum": almost no evidence
+    assert pool_scores(z)["null"]["robust_sd"] < 0.2            # the bulk looks tighter than it is
+    rows = np.zeros((40, 40), bool)
+    rows[20:] = True
+    out = pool_scores(z, null_pixels=rows)
+    assert out["mask"].sum() <= 2 and abs(out["null"]["robust_sd"] - 1) < 0.15
+
+
+def test_pooled_map_measures_its_null_on_the_labelled_bulk():
+    import hyperspy.api as hs
+
+    from hyperspy_cvae.scores.spatial import pool_score_map
+
+    rng = np.random.default_rng(5)
+    score = hs.signals.Signal2D(np.abs(rng.normal(size=(30, 30))))
+    score.metadata.set_item("CVAE.score.anomalous", "high")
+    shift = hs.signals.Signal2D(rng.normal(size=(30, 30)))
+    score.data[:10] *= 0.01                                     # vacuum rows: no shift evidence
+    codes = np.zeros((30, 30), np.int8)
+    codes[:10] = 3                                              # labelled "no edge"
+    labels = hs.signals.Signal2D(codes)
+    mask = hs.signals.Signal2D(np.zeros((30, 30), bool))
+    mask.metadata.set_item("CVAE.threshold", {"method": "otsu"})
+    pooled, new, _ = pool_score_map(score, mask, (1, 3), 0.05, shift, labels=labels)
+    md = pooled.metadata.CVAE.spatial
+    assert md.null_from == "the pixels with the edge that are not outliers" and new.data.sum() <= 2
+    assert abs(md.null_robust_sd - 1.0) < 0.3
+    codes[:] = 3
+    codes[0, :4] = 0                                            # 4: too few to measure a null on
+    pooled, _, _ = pool_score_map(score, mask, (1, 3), 0.05, shift, labels=hs.signals.Signal2D(codes))
+    assert pooled.metadata.CVAE.spatial.null_from.startswith("every pixel with evidence (only 4")
+
+
 def test_line_scan_and_one_sided():
     rng = np.random.default_rng(2)
     z = rng.normal(size=300)

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._arrays import compute_all, is_lazy
 from .._stats import robust_sd
 from .._validation import energy_window
 from ._common import check_same_energy_axis, provenance, reconstruction_label, score_signal, window_spectrum
@@ -121,6 +122,97 @@ def _nuisance_residuals(y, mu, degree):
     return r - np.einsum("nep,np->ne", xm, beta), e - xm.shape[-1], beta, drift_t
 
 
+def _residual_stats(y, mu, degree, box, nav):
+    """``(r⊥, stats)`` of spectra ``y``, ``mu`` (n, E) on the navigation grid ``nav``: the
+    residuals of :func:`_nuisance_residuals` (0 where a spectrum has no counts) and per pixel
+    ``[has counts, χ², drift t, background coefficients (degree + 1), χ² of the box mean]``
+    (n, degree + 5). The box means run over ``box`` pixels a side, zero outside ``nav``."""
+    from scipy.ndimage import uniform_filter
+
+    y = np.asarray(y, np.float64)
+    mu = np.asarray(mu, np.float64)
+    e = y.shape[-1]
+    valid = y.sum(1) > 0
+    rp, _, beta, drift_t = _nuisance_residuals(y, mu, degree)
+    rp[~valid] = 0.0
+    size = (box,) * len(nav) + (1,)
+    boxed = uniform_filter(rp.reshape(tuple(nav) + (e,)), size=size, mode="constant").reshape(-1, e)
+    count = uniform_filter(valid.reshape(nav).astype(float), size=box, mode="constant").ravel()
+    boxed_chi = (boxed**2).sum(1) / np.maximum(count, 1e-12) * np.prod(size)
+    stats = np.column_stack([valid, (rp**2).sum(1), drift_t, beta[:, 2:], boxed_chi])
+    return rp, stats
+
+
+def _aligned_blocks(y, mu):
+    """Two lazy (or eager) windows as dask arrays with the same navigation chunks and the energy
+    axis in one chunk."""
+    import dask.array as da
+
+    y = da.asarray(y)
+    y = y.rechunk({y.ndim - 1: -1})
+    mu = da.asarray(mu).rechunk(y.chunks)
+    return y, mu
+
+
+def _residuals_of_block(y, mu, degree):
+    e = y.shape[-1]
+    y2 = np.asarray(y, np.float64).reshape(-1, e)
+    rp = _nuisance_residuals(y2, np.asarray(mu, np.float64).reshape(-1, e), degree)[0]
+    rp[y2.sum(1) <= 0] = 0.0
+    return rp
+
+
+def _lazy_stats(y, mu, degree, box):
+    """The per-pixel statistics of :func:`_residual_stats` block by block, each block with a halo
+    of ``box // 2`` pixels (none beyond the map's edge, as in the eager case), as a dask array
+    ``nav + (degree + 5,)``."""
+    import dask.array as da
+    from dask.array.overlap import overlap, trim_internal
+
+    nd = y.ndim - 1
+    depth = {i: box // 2 for i in range(nd)}
+    depth[nd] = 0
+    yo = overlap(y, depth=depth, boundary="none")
+    mo = overlap(mu, depth=depth, boundary="none")
+    k = degree + 5
+
+    def kernel(a, b):
+        shape = a.shape[:-1]
+        stats = _residual_stats(a.reshape(-1, a.shape[-1]), b.reshape(-1, b.shape[-1]), degree, box, shape)[1]
+        return stats.reshape(shape + (k,))
+
+    out = da.map_blocks(kernel, yo, mo, dtype=np.float64, chunks=yo.chunks[:-1] + ((k,),))
+    return trim_internal(out, depth, boundary="none")
+
+
+def _lazy_direction_sum(y, mu, chosen, degree):
+    """The sum of the residuals of the ``chosen`` pixels (a boolean navigation map), block by block."""
+    import dask.array as da
+
+    nd = y.ndim - 1
+    e = y.shape[-1]
+    chosen = da.from_array(chosen, chunks=y.chunks[:-1])
+
+    def kernel(a, b, c):
+        c = np.asarray(c, bool).ravel()
+        total = _residuals_of_block(a, b, degree)[c].sum(0) if c.any() else np.zeros(e)
+        return total.reshape((1,) * nd + (e,))
+
+    parts = da.map_blocks(kernel, y, mu, chosen[..., None], dtype=np.float64,
+                          chunks=tuple((1,) * len(c) for c in y.chunks[:-1]) + ((e,),))
+    return np.asarray(compute_all(parts.sum(axis=tuple(range(nd))))[0])
+
+
+def _lazy_projection(y, mu, unit, degree):
+    """Each pixel's residual projected on ``unit``, block by block (a lazy navigation map)."""
+    import dask.array as da
+
+    def kernel(a, b):
+        return (_residuals_of_block(a, b, degree) @ unit).reshape(a.shape[:-1])
+
+    return da.map_blocks(kernel, y, mu, dtype=np.float64, drop_axis=y.ndim - 1)
+
+
 def _standardise(v, valid):
     """``v`` against its bulk: (v − median) / robust s.d. over the ``valid`` entries."""
     med = float(np.median(v[valid]))
@@ -183,8 +275,6 @@ def change_analysis(original, reconstruction, window=None, *, background_degree=
     >>> 712 < float(e[np.argmax(res["direction"].data)]) < 717      # the new peak, at 714.5 eV
     True
     """
-    from scipy.ndimage import uniform_filter
-
     check_same_energy_axis(original, reconstruction)
     window = energy_window(original, window)
     if int(background_degree) < 0 or int(box) < 1 or int(box) % 2 == 0:
@@ -192,35 +282,32 @@ def change_analysis(original, reconstruction, window=None, *, background_degree=
                          f"{background_degree!r}, {box!r}.")
     if not 0 < float(seed_fraction) < 0.5:
         raise ValueError(f"`seed_fraction` must be in (0, 0.5), got {seed_fraction!r}.")
-    if original._lazy or reconstruction._lazy:
-        raise NotImplementedError("score='auto' reads the window's spectra into memory (it learns a "
-                                  "direction from the whole map); compute the signal first, or use "
-                                  "score='shift'.")
     sl = window.slice
-    y = np.asarray(original.data[..., sl], np.float64)
-    mu = np.asarray(reconstruction.data[..., sl], np.float64)
-    nav = y.shape[:-1]
+    degree = int(background_degree)
+    y, mu = original.data[..., sl], reconstruction.data[..., sl]
+    nav = tuple(y.shape[:-1])
     e = y.shape[-1]
-    if e < 2 * (background_degree + 3) + 2:
+    if e < 2 * (degree + 3) + 2:
         raise ValueError(f"The window has {e} channels; score='auto' needs at least "
-                         f"{2 * (background_degree + 3) + 2} (widen it).")
-    y, mu = y.reshape(-1, e), mu.reshape(-1, e)
-    valid = y.sum(1) > 0
+                         f"{2 * (degree + 3) + 2} (widen it).")
+    lazy = is_lazy(y) or is_lazy(mu)
+    if lazy:  # three passes over the blocks: statistics (with a halo for the boxes), direction, projection
+        y, mu = _aligned_blocks(y, mu)
+        stats = compute_all(_lazy_stats(y, mu, degree, int(box)))[0].reshape(-1, 5 + degree)
+    else:
+        rp, stats = _residual_stats(np.asarray(y).reshape(-1, e), np.asarray(mu).reshape(-1, e), degree,
+                                    int(box), nav)
+    valid, chi2, drift_t, beta, boxed_chi = (stats[:, 0] > 0, stats[:, 1], stats[:, 2], stats[:, 3:-1],
+                                             stats[:, -1])
     if valid.sum() < 9:
         raise ValueError("Fewer than 9 spectra with counts in the window: nothing to compare.")
-    rp, dof, beta, drift_t = _nuisance_residuals(y, mu, int(background_degree))
-    rp[~valid] = 0.0
-    chi = _standardise(_chi2_to_z((rp**2).sum(1), dof), valid)
+    dof = e - (degree + 3)
+    chi = _standardise(_chi2_to_z(chi2, dof), valid)
     # the nuisances' own size against the map's: a "background" that replaces the edge (a
     # missing edge, a composition change) is far outside the bulk's range of background changes
-    zb = np.stack([_standardise(beta[:, k], valid) for k in range(2, beta.shape[1])], 1)
+    zb = np.stack([_standardise(beta[:, k], valid) for k in range(beta.shape[1])], 1)
     nuisance = _standardise(_chi2_to_z((zb**2).sum(1), zb.shape[1]), valid)
 
-    grid = rp.reshape(nav + (e,))
-    size = (box,) * len(nav) + (1,)
-    boxed = uniform_filter(grid, size=size, mode="constant").reshape(-1, e)
-    count = uniform_filter(valid.reshape(nav).astype(float), size=box, mode="constant").ravel()
-    boxed_chi = (boxed**2).sum(1) / np.maximum(count, 1e-12) * np.prod(size)
     if seed is not None:
         seed = np.asarray(getattr(seed, "data", seed), bool)
         if seed.shape != nav:
@@ -230,9 +317,15 @@ def change_analysis(original, reconstruction, window=None, *, background_degree=
             raise ValueError("`seed` selects no pixel with counts in the window.")
     else:
         top = np.argsort(-np.where(valid, boxed_chi, -np.inf))[:max(9, int(seed_fraction * valid.sum()))]
-    direction = rp[top].mean(0)
+    if lazy:
+        chosen = np.zeros(valid.size, bool)
+        chosen[top] = True
+        direction = _lazy_direction_sum(y, mu, chosen.reshape(nav), degree) / top.size
+    else:
+        direction = rp[top].mean(0)
     norm = float(np.linalg.norm(direction))
-    proj = rp @ direction / (norm if norm > 0 else 1.0)
+    unit = direction / (norm if norm > 0 else 1.0)
+    proj = compute_all(_lazy_projection(y, mu, unit, degree))[0].ravel() if lazy else rp @ unit
     proj = _standardise(proj, valid)
     # a shift: y ≈ μ + b μ' is μ moved by −b, so −t(b) has the shift's sign
     moved = _standardise(-drift_t, valid)
@@ -272,8 +365,7 @@ def change_analysis(original, reconstruction, window=None, *, background_degree=
                                  window=window, title=f"Drift t-statistic against the map's {method}",
                                  extra=extra),
            "dof": int(dof)}
-    d = window_spectrum(original, direction / (norm if norm > 0 else 1.0), window,
-                        f"Learned change ({method}, Pearson residual)")
+    d = window_spectrum(original, unit, window, f"Learned change ({method}, Pearson residual)")
     d.metadata.set_item("CVAE.score", dict(extra, kind="auto_direction"))
     out["direction"] = d
     return out

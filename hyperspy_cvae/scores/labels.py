@@ -14,7 +14,7 @@ from .._arrays import compute_all
 from .._maps import navigation_map
 from .._stats import robust_sd
 
-__all__ = ["LABELS", "label_pixels", "edge_jump", "intensity_outliers"]
+__all__ = ["with_mask", "LABELS", "label_pixels", "edge_jump", "intensity_outliers"]
 
 #: Label codes of :func:`label_pixels` (the map's values) and their names.
 LABELS = ("bulk", "anomalous", "outlier", "no edge")
@@ -266,3 +266,24 @@ def label_pixels(original, window, anomalous=None, *, edge=None):
                   f"{JUMP_FRACTION:g} × median jump (and neighbours whose own jump passes the first test), or "
                   f"counts < {EMPTY_FRACTION:g} × median; outlier (first): |log(counts / 3×3 median)| > max({OUTLIER_SIGMAS:g} robust s.d., "
                   f"log 1.25); anomalous: flagged by the detector")}})
+
+
+def with_mask(labels, anomalous):
+    """``labels`` (from :func:`label_pixels`) with "anomalous" taken from the mask ``anomalous``:
+    outliers and pixels without an edge keep their labels, the others become "anomalous" where
+    flagged and "bulk" elsewhere. The counts in the metadata follow.
+
+    Examples
+    --------
+    >>> import hyperspy.api as hs
+    >>> lab = hs.signals.Signal2D(np.array([[0, 1], [2, 3]], np.int8))
+    >>> with_mask(lab, np.array([[True, False], [True, True]])).data.tolist()
+    [[1, 0], [2, 3]]
+    """
+    codes = np.array(labels.data, np.int8)
+    free = codes <= 1
+    codes[free] = np.asarray(getattr(anomalous, "data", anomalous), bool)[free]
+    out = labels._deepcopy_with_new_data(codes)
+    if out.metadata.has_item("CVAE.labels"):
+        out.metadata.set_item("CVAE.labels.counts", {name: int((codes == i).sum()) for i, name in enumerate(LABELS)})
+    return out
