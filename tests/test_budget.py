@@ -3,7 +3,6 @@
 import functools
 
 import dask.array as da
-import numpy as np
 import pytest
 
 from hyperspy_cvae import CVAE
