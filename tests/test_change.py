@@ -56,9 +56,15 @@ def test_drift_is_a_nuisance():
     assert np.percentile(shaky, 99) < 2.0 * np.percentile(calm, 99) + 2.0
 
 
-def test_lazy_equals_eager(clean):
+@pytest.mark.parametrize("kept", [True, False])
+def test_lazy_equals_eager(clean, kept, monkeypatch):
     """A lazy signal is read block by block (a halo for the boxes, then the learned direction and
-    the projection): every map and the direction equal the eager ones, whatever the chunks."""
+    the projection), from memory when its window is small (``kept``): every map and the direction
+    equal the eager ones, whatever the chunks."""
+    from hyperspy_cvae.scores import change
+
+    if not kept:
+        monkeypatch.setattr(change, "_PERSIST_BYTES", 0)
     bad = clean.inject_anomaly("new_peak", n_clusters=2, cluster_size=5, random_state=1)
     original, rec = _pca(bad)
     eager = change_analysis(original, rec, WINDOW)
@@ -66,6 +72,7 @@ def test_lazy_equals_eager(clean):
     lazy_o.data = lazy_o.data.rechunk((13, 11, -1))
     lazy_r.data = lazy_r.data.rechunk((7, 20, 50))
     lazy = change_analysis(lazy_o, lazy_r, WINDOW)
+    assert lazy_o._lazy and lazy_r._lazy                        # the inputs are left as they were
     for k in ("score", "chi2", "projection", "nuisance", "shift", "direction"):
         np.testing.assert_allclose(np.asarray(lazy[k].data), eager[k].data, rtol=0, atol=1e-9, err_msg=k)
     given = np.zeros(bad.axes_manager.navigation_shape[::-1], bool)

@@ -143,14 +143,22 @@ def _residual_stats(y, mu, degree, box, nav):
     return rp, stats
 
 
+#: A lazy window pair up to this size is computed once and kept in memory for the three passes; a
+#: larger one is read (and its reconstruction computed) once per pass.
+_PERSIST_BYTES = 64 << 20
+
+
 def _aligned_blocks(y, mu):
     """Two lazy (or eager) windows as dask arrays with the same navigation chunks and the energy
-    axis in one chunk."""
+    axis in one chunk, kept in memory when they are small (:data:`_PERSIST_BYTES`)."""
+    import dask
     import dask.array as da
 
     y = da.asarray(y)
     y = y.rechunk({y.ndim - 1: -1})
     mu = da.asarray(mu).rechunk(y.chunks)
+    if y.nbytes + mu.nbytes <= _PERSIST_BYTES:
+        y, mu = dask.persist(y, mu)
     return y, mu
 
 
@@ -292,6 +300,7 @@ def change_analysis(original, reconstruction, window=None, *, background_degree=
                          f"{2 * (degree + 3) + 2} (widen it).")
     lazy = is_lazy(y) or is_lazy(mu)
     if lazy:  # three passes over the blocks: statistics (with a halo for the boxes), direction, projection
+        # (a small window is computed once and kept: a lazy reconstruction is not recomputed per pass)
         y, mu = _aligned_blocks(y, mu)
         stats = compute_all(_lazy_stats(y, mu, degree, int(box)))[0].reshape(-1, 5 + degree)
     else:
