@@ -105,6 +105,9 @@ def gaussianise(score):
 
 #: Student-t degrees of freedom the tail fit chooses from (∞: the normal null).
 _T_DF = np.array([1.0, 1.25, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0, 15.0, 20.0, 30.0, 50.0, 100.0])
+#: The largest degrees of freedom of a Student-t null (its tail ratio is 6 % above the normal one);
+#: a bulk closer to normal keeps the normal null.
+MAX_TAIL_DF = 10.0
 
 
 def tail_df(u):
@@ -113,8 +116,11 @@ def tail_df(u):
 
     The tail ratio ``(q95 − q50) / (q75 − q50)`` (and its mirror below the median; the lighter of
     the two, since anomalies of one sign weigh one side) is 2.44 for a normal distribution and
-    grows with heavier tails; the t whose ratio matches it is chosen. A ratio within two sampling
-    errors of the normal one gives ``inf``.
+    grows with heavier tails; the t whose ratio matches it is chosen where that t has at most
+    :data:`MAX_TAIL_DF` degrees of freedom and the ratio exceeds the normal one by more than two
+    sampling errors; otherwise ``inf``. Tails closer to normal than that are left to the normal
+    null: a ratio measured at the 95 % quantile says too little about the 10⁻⁴ tail an FDR
+    threshold reads to correct a near-normal bulk.
 
     Examples
     --------
@@ -138,7 +144,8 @@ def tail_df(u):
     if not ratio > normal + 2.0 * error:
         return np.inf
     ratios = t.ppf(0.95, _T_DF) / t.ppf(0.75, _T_DF)              # decreasing in the df
-    return float(np.interp(-ratio, -ratios, _T_DF))
+    df = float(np.interp(-ratio, -ratios, _T_DF))
+    return df if df <= MAX_TAIL_DF else np.inf
 
 
 def _as_normal_scores(u, df):
