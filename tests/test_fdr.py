@@ -44,6 +44,18 @@ def test_left_out_pixels_are_never_flagged(clean):
     assert not res.mask.data[leave].any() and res.mask.data[truth.data & ~leave].mean() > 0.9
 
 
+def test_null_measured_on_the_pixels_with_the_edge():
+    """On a film on a substrate (no Fe edge in 30 % of the map) the null comes from the film: the
+    substrate's shift evidence, near 0, would make the bulk look tighter than it is."""
+    film = bifeo3_si((48, 48), random_state=2, substrate_fraction=0.3)
+    res = film.anomaly_map("pca", WINDOW, threshold="fdr")
+    th = res.mask.metadata.CVAE.threshold
+    assert th.null_from == "the pixels with the edge that are not outliers" and th.tail_df == np.inf
+    assert res.mask.data.mean() <= 0.002
+    counts = res.labels.metadata.CVAE.labels.counts
+    assert counts["no edge"] > 500 and counts["anomalous"] == int((res.mask.data & (res.labels.data == 1)).sum())
+
+
 @pytest.mark.parametrize("fdr", [0.0, 1.0, -0.1, "5 %", True])
 def test_bad_fdr(clean, fdr):
     with pytest.raises(ValueError, match="`fdr`"):
