@@ -122,19 +122,27 @@ def _nuisance_residuals(y, mu, degree):
     return r - np.einsum("nep,np->ne", xm, beta), e - xm.shape[-1], beta, drift_t
 
 
+def _residuals(y, mu, degree):
+    """``(r⊥, β, t, has counts)`` of spectra ``y``, ``mu`` (..., E), flattened to (n, E): the
+    residuals, coefficients and drift t-statistic of :func:`_nuisance_residuals`, ``r⊥`` set to 0
+    where a spectrum has no counts."""
+    e = y.shape[-1]
+    y = np.asarray(y, np.float64).reshape(-1, e)
+    valid = y.sum(1) > 0
+    rp, _, beta, drift_t = _nuisance_residuals(y, np.asarray(mu, np.float64).reshape(-1, e), degree)
+    rp[~valid] = 0.0
+    return rp, beta, drift_t, valid
+
+
 def _residual_stats(y, mu, degree, box, nav):
-    """``(r⊥, stats)`` of spectra ``y``, ``mu`` (n, E) on the navigation grid ``nav``: the
-    residuals of :func:`_nuisance_residuals` (0 where a spectrum has no counts) and per pixel
-    ``[has counts, χ², drift t, background coefficients (degree + 1), χ² of the box mean]``
-    (n, degree + 5). The box means run over ``box`` pixels a side, zero outside ``nav``."""
+    """``(r⊥, stats)`` of spectra ``y``, ``mu`` on the navigation grid ``nav``: the residuals of
+    :func:`_residuals` and per pixel ``[has counts, χ², drift t, background coefficients
+    (degree + 1), χ² of the box mean]`` (n, degree + 5). The box means run over ``box`` pixels a
+    side, zero outside ``nav``."""
     from scipy.ndimage import uniform_filter
 
-    y = np.asarray(y, np.float64)
-    mu = np.asarray(mu, np.float64)
-    e = y.shape[-1]
-    valid = y.sum(1) > 0
-    rp, _, beta, drift_t = _nuisance_residuals(y, mu, degree)
-    rp[~valid] = 0.0
+    rp, beta, drift_t, valid = _residuals(y, mu, degree)
+    e = rp.shape[-1]
     size = (box,) * len(nav) + (1,)
     boxed = uniform_filter(rp.reshape(tuple(nav) + (e,)), size=size, mode="constant").reshape(-1, e)
     count = uniform_filter(valid.reshape(nav).astype(float), size=box, mode="constant").ravel()
@@ -162,14 +170,6 @@ def _aligned_blocks(y, mu):
     return y, mu
 
 
-def _residuals_of_block(y, mu, degree):
-    e = y.shape[-1]
-    y2 = np.asarray(y, np.float64).reshape(-1, e)
-    rp = _nuisance_residuals(y2, np.asarray(mu, np.float64).reshape(-1, e), degree)[0]
-    rp[y2.sum(1) <= 0] = 0.0
-    return rp
-
-
 def _lazy_stats(y, mu, degree, box):
     """The per-pixel statistics of :func:`_residual_stats` block by block, each block with a halo
     of ``box // 2`` pixels (none beyond the map's edge, as in the eager case), as a dask array
@@ -186,7 +186,7 @@ def _lazy_stats(y, mu, degree, box):
 
     def kernel(a, b):
         shape = a.shape[:-1]
-        stats = _residual_stats(a.reshape(-1, a.shape[-1]), b.reshape(-1, b.shape[-1]), degree, box, shape)[1]
+        stats = _residual_stats(a, b, degree, box, shape)[1]
         return stats.reshape(shape + (k,))
 
     out = da.map_blocks(kernel, yo, mo, dtype=np.float64, chunks=yo.chunks[:-1] + ((k,),))
@@ -203,7 +203,7 @@ def _lazy_direction_sum(y, mu, chosen, degree):
 
     def kernel(a, b, c):
         c = np.asarray(c, bool).ravel()
-        total = _residuals_of_block(a, b, degree)[c].sum(0) if c.any() else np.zeros(e)
+        total = _residuals(a, b, degree)[0][c].sum(0) if c.any() else np.zeros(e)
         return total.reshape((1,) * nd + (e,))
 
     parts = da.map_blocks(kernel, y, mu, chosen[..., None], dtype=np.float64,
@@ -216,7 +216,7 @@ def _lazy_projection(y, mu, unit, degree):
     import dask.array as da
 
     def kernel(a, b):
-        return (_residuals_of_block(a, b, degree) @ unit).reshape(a.shape[:-1])
+        return (_residuals(a, b, degree)[0] @ unit).reshape(a.shape[:-1])
 
     return da.map_blocks(kernel, y, mu, dtype=np.float64, drop_axis=y.ndim - 1)
 
@@ -304,8 +304,7 @@ def change_analysis(original, reconstruction, window=None, *, background_degree=
         y, mu = _aligned_blocks(y, mu)
         stats = compute_all(_lazy_stats(y, mu, degree, int(box)))[0].reshape(-1, 5 + degree)
     else:
-        rp, stats = _residual_stats(np.asarray(y).reshape(-1, e), np.asarray(mu).reshape(-1, e), degree,
-                                    int(box), nav)
+        rp, stats = _residual_stats(y, mu, degree, int(box), nav)
     valid, chi2, drift_t, beta, boxed_chi = (stats[:, 0] > 0, stats[:, 1], stats[:, 2], stats[:, 3:-1],
                                              stats[:, -1])
     if valid.sum() < 9:

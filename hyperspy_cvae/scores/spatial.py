@@ -24,8 +24,9 @@ edge that are not outliers):
 
 * **heavy tails**: where the bulk's evidence has heavier tails than a normal distribution (the
   distance of its 95 % quantile from the median over its 75 % quantile's, on the lighter of the
-  two sides: :func:`tail_df`), a Student-t null is fitted to that ratio and the evidence is mapped through it to normal scores (a pixel 8 robust s.d. out
-  is then as rare as the bulk's own tail says, not as a normal tail says);
+  two sides: :func:`~hyperspy_cvae.scores.null.tail_df`), a Student-t null is fitted to that
+  ratio and the evidence is mapped through it to normal scores (a pixel 8 robust s.d. out is
+  then as rare as the bulk's own tail says, not as a normal tail says);
 * **correlated neighbours** (a probe larger than the pixel, scan drift, layers): each window's
   standardised sum is divided by its own robust spread over the bulk where that exceeds 1 (each
   scale calibrated separately, as in multi-scale scan statistics).
@@ -41,8 +42,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from .null import as_normal_scores, null_pixels_of, tail_df
+
 __all__ = ["pool_scores", "SCALES", "region_table", "gaussianise", "evidence_of", "fdr_threshold",
-           "pool_score_map", "tail_df"]
+           "pool_score_map"]
 
 #: Default windows (pixels, odd): a single pixel, 3 × 3 and 5 × 5 boxes, and bars along y
 #: and x (7 pixels) for 1-pixel-wide lines (an interface, a dislocation) that a square box dilutes.
@@ -103,62 +106,6 @@ def gaussianise(score):
 
 
 
-#: Student-t degrees of freedom the tail fit chooses from (∞: the normal null).
-_T_DF = np.array([1.0, 1.25, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0, 15.0, 20.0, 30.0, 50.0, 100.0])
-#: The largest degrees of freedom of a Student-t null (its tail ratio is 6 % above the normal one);
-#: a bulk closer to normal keeps the normal null.
-MAX_TAIL_DF = 10.0
-
-
-def tail_df(u):
-    """Degrees of freedom of a Student-t null for evidence ``u`` (the bulk's values, standardised
-    by median and robust s.d.), or ``inf`` (normal).
-
-    The tail ratio ``(q95 − q50) / (q75 − q50)`` (and its mirror below the median; the lighter of
-    the two, since anomalies of one sign weigh one side) is 2.44 for a normal distribution and
-    grows with heavier tails; the t whose ratio matches it is chosen where that t has at most
-    :data:`MAX_TAIL_DF` degrees of freedom and the ratio exceeds the normal one by more than two
-    sampling errors; otherwise ``inf``. Tails closer to normal than that are left to the normal
-    null: a ratio measured at the 95 % quantile says too little about the 10⁻⁴ tail an FDR
-    threshold reads to correct a near-normal bulk.
-
-    Examples
-    --------
-    >>> rng = np.random.default_rng(0)
-    >>> tail_df(rng.normal(size=5000))
-    inf
-    >>> 1.5 <= tail_df(rng.standard_t(2, size=5000)) <= 3
-    True
-    """
-    from scipy.stats import norm, t
-
-    u = np.asarray(u, np.float64)
-    u = u[np.isfinite(u)]
-    if u.size < 20:
-        return np.inf
-    q05, q25, q50, q75, q95 = np.quantile(u, [0.05, 0.25, 0.5, 0.75, 0.95])
-    ratio = min((q95 - q50) / max(q75 - q50, 1e-300), (q50 - q05) / max(q50 - q25, 1e-300))
-    normal = norm.ppf(0.95) / norm.ppf(0.75)
-    # sampling error of the ratio under a normal null: the 5 % quantile's, over the quartile's distance
-    error = np.sqrt(0.05 * 0.95 / u.size) / norm.pdf(norm.ppf(0.95)) / norm.ppf(0.75)
-    if not ratio > normal + 2.0 * error:
-        return np.inf
-    ratios = t.ppf(0.95, _T_DF) / t.ppf(0.75, _T_DF)              # decreasing in the df
-    df = float(np.interp(-ratio, -ratios, _T_DF))
-    return df if df <= MAX_TAIL_DF else np.inf
-
-
-def _as_normal_scores(u, df):
-    """Evidence ``u`` (robust s.d. 1) with a Student-t null of ``df`` as normal scores (same tail
-    probability, same sign)."""
-    from scipy.stats import norm, t
-
-    if not np.isfinite(df):
-        return u
-    scale = norm.ppf(0.75) / t.ppf(0.75, df)          # the t with the same quartiles as N(0, 1)
-    return np.sign(u) * norm.isf(t.sf(np.abs(u) / scale, df))
-
-
 def evidence_of(score, shift=None, *, ranks=True):
     """``(evidence, two_sided, description)`` of a score map (a signal with ``metadata.CVAE.score``):
     with the ``shift`` map the signed ``sign(shift) · score`` (two-sided); else the score oriented
@@ -173,19 +120,6 @@ def evidence_of(score, shift=None, *, ranks=True):
     if ranks:
         return gaussianise(z), False, "normal scores of the score's ranks"
     return z, False, "the score (high = anomalous)"
-
-
-def _null_pixels(labels, shape):
-    """``(pixels, description)``: the pixels the null is measured on, from
-    :func:`~hyperspy_cvae.scores.labels.label_pixels`'s labels: "bulk" or "anomalous" (the edge is
-    there, no glitch). Vacuum rows carry almost no shift evidence and would make the bulk look
-    tighter than it is. None (every pixel) without labels or with fewer than 9 such pixels."""
-    if labels is None:
-        return None, "every pixel with evidence"
-    pixels = np.asarray(labels.data).reshape(shape) <= 1
-    if pixels.sum() < 9:
-        return None, f"every pixel with evidence (only {int(pixels.sum())} with the edge that are not outliers)"
-    return pixels, "the pixels with the edge that are not outliers"
 
 
 def fdr_threshold(score, fdr=0.05, *, shift=None, navigation_mask=None, labels=None):
@@ -235,7 +169,7 @@ def fdr_threshold(score, fdr=0.05, *, shift=None, navigation_mask=None, labels=N
     if navigation_mask is not None:
         valid &= ~np.asarray(navigation_mask, bool)
     calibrated = score.metadata.get_item("CVAE.score.null") == "N(0, 1)" and shift is None
-    null_pixels, null_from = _null_pixels(labels, evidence.shape)
+    null_pixels, null_from = null_pixels_of(labels, evidence.shape)
     out = pool_scores(evidence, (1,), alpha=fdr, two_sided=two_sided, valid=valid, refine=False, specks=False,
                       null=(0.0, 1.0) if calibrated else None, null_pixels=null_pixels)
     mask = navigation_map(score, out["mask"], f"Anomalies at FDR {fdr:g} ({score.metadata.General.title})")
@@ -265,7 +199,7 @@ def pool_score_map(smap, mask, scales, fdr, shift=None, *, labels=None):
     evidence, two_sided, kind = evidence_of(smap, shift)
     if evidence.ndim == 1 or 1 in evidence.shape:  # a line scan (or its one-row map): square sizes
         scales = tuple(s for s in scales if isinstance(s, int)) or (1,)
-    null_pixels, null_from = _null_pixels(labels, evidence.shape)
+    null_pixels, null_from = null_pixels_of(labels, evidence.shape)
     out = pool_scores(evidence, scales, alpha=fdr, two_sided=two_sided, null_pixels=null_pixels)
     title = smap.metadata.General.title
     pooled = navigation_map(smap, out["pooled"], f"Pooled evidence ({title})", metadata={"CVAE.spatial": {
@@ -368,7 +302,7 @@ def pool_scores(evidence, scales=SCALES, *, alpha=0.05, two_sided=True, valid=No
         raise ValueError("The evidence is constant over the map: nothing to pool.")
     u = np.where(valid, (z - centre) / spread, 0.0)
     df = tail_df(u[base])      # a calibrated score's null is still checked for heavy tails
-    u = _as_normal_scores(u, df)
+    u = as_normal_scores(u, df)
     weight = valid.astype(np.float64)
 
     def sums(v):
