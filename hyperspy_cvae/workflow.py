@@ -314,7 +314,7 @@ def anomaly_map(signal, method="pca", window=None, *, n_components=3, threshold=
     Returns an :class:`~hyperspy_cvae.results.AnomalyResult`.
     """
     from .baselines import rx_map
-    from .scores import SCORES, leave_out, score_map, threshold_anomalies
+    from .scores import SCORES, leave_out, score_map
 
     if score not in SCORES:
         raise ValueError(f"`score` must be one of {tuple(SCORES)}, got {score!r}.")
@@ -368,8 +368,8 @@ def anomaly_map(signal, method="pca", window=None, *, n_components=3, threshold=
         from .scores.labels import label_pixels, with_mask
 
         labels = label_pixels(original, win, edge=edge)   # bulk, outlier, no edge; the mask comes later
-        smap, mask = _threshold(smap, original, win, threshold, navigation_mask, threshold_anomalies,
-                                fdr=fdr, shift=shift, labels=labels)
+        smap, mask = _threshold(smap, original, win, threshold, navigation_mask, fdr=fdr, shift=shift,
+                                labels=labels)
         if spatial is not None:
             from .scores.spatial import pool_score_map
 
@@ -403,10 +403,11 @@ def _spatial_scales(spatial):
     return tuple(spatial)  # checked by pool_scores
 
 
-def _threshold(smap, original, win, threshold, navigation_mask, threshold_anomalies, *, fdr=0.05, shift=None,
-               labels=None):
+def _threshold(smap, original, win, threshold, navigation_mask, *, fdr=0.05, shift=None, labels=None):
     """Compute a lazy score map (it is only ny × nx) and threshold it (``"fdr"``:
     :func:`~hyperspy_cvae.scores.spatial.fdr_threshold`)."""
+    from .scores import fdr_threshold, threshold_anomalies
+
     identical = all_spectra_identical(original.data, win.slice)
     if smap._lazy:
         data, identical = compute_all(smap.data, identical)
@@ -417,8 +418,6 @@ def _threshold(smap, original, win, threshold, navigation_mask, threshold_anomal
     if isinstance(threshold, str) and threshold == "fdr":
         if shift is not None and getattr(shift, "_lazy", False):
             shift = navigation_map(shift, compute_all(shift.data)[0], shift.metadata.General.title)
-        from .scores.spatial import fdr_threshold
-
         mask = fdr_threshold(smap, fdr, shift=shift, navigation_mask=navigation_mask, labels=labels)
     else:
         mask = threshold_anomalies(smap, threshold)

@@ -167,6 +167,11 @@ def intensity_outliers(counts):
     return ok & (np.abs(np.nan_to_num(dev)) > limit)
 
 
+def _counts(codes):
+    """The number of pixels of each label, by name."""
+    return {name: int((codes == i).sum()) for i, name in enumerate(LABELS)}
+
+
 def label_pixels(original, window, anomalous=None, *, edge=None):
     """Label every pixel "bulk", "anomalous", "outlier" or "no edge" (see :data:`LABELS`).
 
@@ -258,7 +263,7 @@ def label_pixels(original, window, anomalous=None, *, edge=None):
     codes[flagged] = 1
     codes[no_edge] = 3
     codes[outlier] = 2
-    counts = {name: int((codes == i).sum()) for i, name in enumerate(LABELS)}
+    counts = _counts(codes)
     return navigation_map(original, codes, "What the detector saw", metadata={"CVAE.labels": {
         "names": list(LABELS), "counts": counts, "onset_eV": float(onset), "onset_from": onset_source,
         "window": win.as_list(),
@@ -285,5 +290,5 @@ def with_mask(labels, anomalous):
     codes[free] = np.asarray(getattr(anomalous, "data", anomalous), bool)[free]
     out = labels._deepcopy_with_new_data(codes)
     if out.metadata.has_item("CVAE.labels"):
-        out.metadata.set_item("CVAE.labels.counts", {name: int((codes == i).sum()) for i, name in enumerate(LABELS)})
+        out.metadata.set_item("CVAE.labels.counts", _counts(codes))
     return out

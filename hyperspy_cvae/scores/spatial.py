@@ -310,17 +310,18 @@ def pool_scores(evidence, scales=SCALES, *, alpha=0.05, two_sided=True, valid=No
         # evidence, at the borders too
         return np.stack([_box_sum(v, s) / np.sqrt(np.maximum(_box_sum(weight, s), 1.0)) for s in scales])
 
+    first = sums(u)
     # correlated neighbours widen the sums: each scale is divided by its own robust spread over the
     # bulk where that exceeds 1 (a single pixel's is 1 by construction)
     divisor = np.ones(len(scales)) if null is not None else \
-        np.array([1.0 if s == 1 else max(1.0, robust_sd(st[base], 0.0)) for s, st in zip(scales, sums(u))])
+        np.array([1.0 if s == 1 else max(1.0, robust_sd(st[base], 0.0)) for s, st in zip(scales, first)])
 
     def tail_p(x):
         # the normal tail of N(0, 1) statistics, both sides or the upper one
         return norm.sf(np.abs(x) if two_sided else x) * (2.0 if two_sided else 1.0)
 
-    def test(v):
-        stat = sums(v) / divisor.reshape((-1,) + (1,) * v.ndim)
+    def test(summed):
+        stat = summed / divisor.reshape((-1,) + (1,) * z.ndim)
         tail = np.abs(stat) if two_sided else stat
         p_scale = tail_p(stat)
         p = np.minimum(p_scale.min(0) * len(scales), 1.0)
@@ -328,14 +329,14 @@ def pool_scores(evidence, scales=SCALES, *, alpha=0.05, two_sided=True, valid=No
         q[valid] = false_discovery_control(p[valid], method="bh")
         return stat, tail, np.argmin(p_scale, axis=0), p, q
 
-    stat, tail, best, p, q = test(u)
+    stat, tail, best, p, q = test(first)
     mask = (q <= alpha) & valid
     one = [i for i, s in enumerate(scales) if s == 1]
     singles = mask & np.isin(best, one)
     if singles.any() and len(scales) > len(one):
         # Explain away: pixels significant on their own no longer lend their evidence to the
         # windows around them (else a strong single pixel drags a halo of boxes and bars along).
-        _, _, best2, _, q2 = test(np.where(singles, 0.0, u))
+        _, _, best2, _, q2 = test(sums(np.where(singles, 0.0, u)))
         mask = singles | ((q2 <= alpha) & valid & ~singles)
         best = np.where(singles, best, best2)
     if refine and mask.any() and z.ndim == 2:
