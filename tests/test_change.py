@@ -41,6 +41,34 @@ def test_learned_direction_is_the_change(clean):
     assert d.axes_manager[0].units == "eV" and np.isclose(np.linalg.norm(d.data), 1.0)
 
 
+def test_weak_shared_change_is_learned_from_its_boxes(clean):
+    # a 30 % L2/L3 ratio change is weak in each pixel's χ² (spread over every channel): the boxes
+    # with the largest χ² seed a rough direction, the boxes of its matched filter refine it
+    bad, truth = clean.inject_anomaly("l3_l2_ratio", n_clusters=4, cluster_size=5, random_state=2,
+                                      return_mask=True)
+    res = change_analysis(*_pca(bad), WINDOW)
+    assert roc_auc_score(truth.data.ravel(), res["score"].data.ravel()) > 0.92     # 0.88 unrefined
+    assert "largest mean projection" in res["score"].metadata.CVAE.score.direction_from
+
+
+def test_opposite_changes_share_the_direction(clean):
+    # the ratio up in 4 patches and down in 2: the refined direction aligns both (each box with
+    # its sign) and each side of the projection is a test with its own weight
+    up, t_up = clean.inject_anomaly("l3_l2_ratio", 0.3, n_clusters=4, cluster_size=5, random_state=2,
+                                    return_mask=True)
+    down = np.zeros((64, 64), bool)
+    down[40:45, 5:10] = down[5:10, 50:55] = True
+    down &= ~t_up.data
+    bad = up.deepcopy()
+    bad.data[down] = clean.inject_anomaly("l3_l2_ratio", -0.3, mask=down, random_state=4).data[down]
+    res = change_analysis(*_pca(bad), WINDOW)
+    score, proj = res["score"].data, res["projection"].data
+    assert np.sign(np.median(proj[t_up.data])) == -np.sign(np.median(proj[down]))
+    assert roc_auc_score(down[~t_up.data], score[~t_up.data]) > 0.75                 # 0.66 unrefined
+    weights = res["score"].metadata.CVAE.score.weights
+    assert weights["opposite_projection"] > 3 * weights["chi2"]
+
+
 @pytest.mark.parametrize("threshold", ["otsu", "fdr"])
 def test_nuisances_and_null_are_not_flagged(clean, threshold):
     thick = clean.inject_anomaly("thickness", n_clusters=4, cluster_size=5, random_state=2)

@@ -13,14 +13,18 @@ background change (Legendre polynomials up to ``background_degree``, over ``√�
   boxes of ``box`` × ``box`` pixels add up where neighbours share a change (a patch, a layer)
   and average the noise down, so the boxes with the largest χ² seed the direction, the mean
   ``r⊥`` of their pixels; each pixel's projection on it is a matched filter for that change.
+  The direction is refined once: the boxes whose mean projection is largest in size pick the
+  pixels again, each residual aligned with its box's sign (a weak change, spread over every
+  channel, barely lifts a box's χ² but lifts its matched filter; changes of opposite signs, a
+  ratio up here and down there, add up). Each side of the projection is a test of its own.
 
 and the nuisance coefficients themselves are compared with the map's: a "background change"
 that replaces the edge (a missing edge, a composition change) lies far outside the bulk's range.
 A shift of the edge is tested by the drift coefficient itself: its t-statistic, signed like
 the shift (positive = to higher energy loss), against the bulk's spread (which holds the map's
-own jitter); a large shift leaves a residual the χ² test sees as well. The four
-statistics (χ²s as normal z-values, Wilson–Hilferty) are standardised against the map's own
-bulk (median and robust s.d.) and combined by a weighted Šidák rule (p-value weighting as in
+own jitter); a large shift leaves a residual the χ² test sees as well. The statistics (χ²s
+as normal z-values, Wilson–Hilferty; the projection's two sides as two tests) are standardised
+against the map's own bulk (median and robust s.d.) and combined by a weighted Šidák rule (p-value weighting as in
 Genovese, Roeder & Wasserman 2006): ``p = min_k 1 − (1 − p_k)^(1/w_k)``, uniform without a change
 when the tests are independent and the weights sum to 1; ``≈ min_k p_k / w_k`` for small p. Each
 test weighs ``TAIL_RATE`` plus the share of its ``box`` × ``box`` means, standardised against
@@ -44,7 +48,7 @@ from ._common import check_same_energy_axis, provenance, reconstruction_label, s
 __all__ = ["change_analysis", "change_score_map", "combine_tests", "weigh_tests"]
 
 #: The tests the score combines, in the order of its weights.
-TESTS = ("chi2", "projection", "nuisance", "shift")
+TESTS = ("chi2", "projection", "opposite_projection", "nuisance", "shift")
 #: The nominal tail rate of the weights: each test weighs this plus the share of its box means beyond
 #: the normal quantile of this rate, less this rate (a test that carries a change shared by
 #: neighbours weighs more).
@@ -193,20 +197,21 @@ def _lazy_stats(y, mu, degree, box):
     return trim_internal(out, depth, boundary="none")
 
 
-def _lazy_direction_sum(y, mu, chosen, degree):
-    """The sum of the residuals of the ``chosen`` pixels (a boolean navigation map), block by block."""
+def _lazy_direction_sum(y, mu, signs, degree):
+    """``Σ signs · r⊥`` over the pixels: the residuals weighted by ``signs`` (a navigation map, 0
+    where a pixel is not chosen), block by block."""
     import dask.array as da
 
     nd = y.ndim - 1
     e = y.shape[-1]
-    chosen = da.from_array(chosen, chunks=y.chunks[:-1])
+    signs = da.from_array(np.asarray(signs, np.float64), chunks=y.chunks[:-1])
 
     def kernel(a, b, c):
-        c = np.asarray(c, bool).ravel()
-        total = _residuals(a, b, degree)[0][c].sum(0) if c.any() else np.zeros(e)
+        c = np.asarray(c, np.float64).ravel()
+        total = c[c != 0] @ _residuals(a, b, degree)[0][c != 0] if c.any() else np.zeros(e)
         return total.reshape((1,) * nd + (e,))
 
-    parts = da.map_blocks(kernel, y, mu, chosen[..., None], dtype=np.float64,
+    parts = da.map_blocks(kernel, y, mu, signs[..., None], dtype=np.float64,
                           chunks=tuple((1,) * len(c) for c in y.chunks[:-1]) + ((e,),))
     return np.asarray(compute_all(parts.sum(axis=tuple(range(nd))))[0])
 
@@ -283,6 +288,9 @@ def change_analysis(original, reconstruction, window=None, *, background_degree=
     >>> 712 < float(e[np.argmax(res["direction"].data)]) < 717      # the new peak, at 714.5 eV
     True
     """
+    from scipy.ndimage import uniform_filter
+    from scipy.stats import norm as normal
+
     check_same_energy_axis(original, reconstruction)
     window = energy_window(original, window)
     if int(background_degree) < 0 or int(box) < 1 or int(box) % 2 == 0:
@@ -316,6 +324,7 @@ def change_analysis(original, reconstruction, window=None, *, background_degree=
     zb = np.stack([_standardise(beta[:, k], valid) for k in range(beta.shape[1])], 1)
     nuisance = _standardise(_chi2_to_z((zb**2).sum(1), zb.shape[1]), valid)
 
+    n_seed = max(9, int(seed_fraction * valid.sum()))
     if seed is not None:
         seed = np.asarray(getattr(seed, "data", seed), bool)
         if seed.shape != nav:
@@ -324,25 +333,39 @@ def change_analysis(original, reconstruction, window=None, *, background_degree=
         if top.size == 0:
             raise ValueError("`seed` selects no pixel with counts in the window.")
     else:
-        top = np.argsort(-np.where(valid, boxed_chi, -np.inf))[:max(9, int(seed_fraction * valid.sum()))]
-    if lazy:
-        chosen = np.zeros(valid.size, bool)
-        chosen[top] = True
-        direction = _lazy_direction_sum(y, mu, chosen.reshape(nav), degree) / top.size
-    else:
-        direction = rp[top].mean(0)
-    norm = float(np.linalg.norm(direction))
-    unit = direction / (norm if norm > 0 else 1.0)
-    proj = compute_all(_lazy_projection(y, mu, unit, degree))[0].ravel() if lazy else rp @ unit
-    proj = _standardise(proj, valid)
+        top = np.argsort(-np.where(valid, boxed_chi, -np.inf))[:n_seed]
+    signs = np.zeros(valid.size)
+    signs[top] = 1.0
+
+    def project(signs):
+        """The unit mean of the sign-aligned residuals of the pixels with a sign, and each
+        pixel's projection on it, standardised."""
+        if lazy:
+            direction = _lazy_direction_sum(y, mu, signs.reshape(nav), degree)
+        else:
+            direction = signs[signs != 0] @ rp[signs != 0]
+        norm = float(np.linalg.norm(direction))
+        unit = direction / (norm if norm > 0 else 1.0)
+        proj = compute_all(_lazy_projection(y, mu, unit, degree))[0].ravel() if lazy else rp @ unit
+        return unit, _standardise(proj, valid)
+
+    unit, proj = project(signs)
+    if seed is None:
+        # once refined: the boxes whose mean projection is largest in size pick the pixels (each
+        # aligned with its box's sign); a box mean of the matched filter finds a weak shared change
+        # that the boxes' χ², spread over every channel, barely sees
+        boxed = uniform_filter(np.where(valid, proj, 0.0).reshape(nav), size=int(box), mode="constant").ravel()
+        top = np.argsort(-np.where(valid, np.abs(boxed), -np.inf))[:n_seed]
+        signs = np.zeros(valid.size)
+        signs[top] = np.sign(boxed[top])
+        unit, proj = project(signs)
     # a shift: y ≈ μ + b μ' is μ moved by −b, so −t(b) has the shift's sign
     moved = _standardise(-drift_t, valid)
-    # four tests, each standardised against the bulk, combined (weighted Šidák) as a normal
-    # z-value (so that a threshold or an FDR reads it as N(0, 1) without anomalies)
-    from scipy.stats import norm as normal
-
-    weights = weigh_tests([chi, np.abs(proj), nuisance, np.abs(moved)], nav, box, valid)
-    p = combine_tests([normal.sf(chi), 2.0 * normal.sf(np.abs(proj)), normal.sf(nuisance),
+    # five tests (the projection's two sides apart), each standardised against the bulk, combined
+    # (weighted Šidák) as a normal z-value (so that a threshold or an FDR reads it as N(0, 1)
+    # without anomalies)
+    weights = weigh_tests([chi, proj, -proj, nuisance, np.abs(moved)], nav, box, valid)
+    p = combine_tests([normal.sf(chi), normal.sf(proj), normal.sf(-proj), normal.sf(nuisance),
                        2.0 * normal.sf(np.abs(moved))], weights)
     score = normal.isf(np.clip(p, 1e-300, 1.0 - 1e-16))
     score[~valid] = np.nan
@@ -356,7 +379,8 @@ def change_analysis(original, reconstruction, window=None, *, background_degree=
                  weights={k: float(v) for k, v in zip(TESTS, weights)},
                  box=int(box), dof=int(dof),
                  direction_from=(f"mean residual of {top.size} given pixels" if seed is not None else
-                                 f"mean residual of the {top.size} pixels of the {int(box)}-pixel boxes "
+                                 f"mean sign-aligned residual of the {top.size} pixels of the {int(box)}-pixel "
+                                 "boxes with the largest mean projection on the mean residual of those "
                                  "with the largest χ²"))
     title = f"Any-change score {method} {window[0]:g}-{window[1]:g} eV"
     out = {"score": score_signal(original, score.reshape(nav), kind="auto", anomalous="high",
