@@ -87,7 +87,7 @@ def test_drift_is_a_nuisance():
 @pytest.mark.parametrize("kept", [True, False])
 def test_lazy_equals_eager(clean, kept, monkeypatch):
     """A lazy signal is read block by block (a halo for the boxes, then the learned direction and
-    the projection), from memory when its window is small (``kept``): every map and the direction
+    the projection, twice), from memory when its window is small (``kept``): every map and the direction
     equal the eager ones, whatever the chunks."""
     from hyperspy_cvae.scores import change
 

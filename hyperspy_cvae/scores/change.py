@@ -155,7 +155,7 @@ def _residual_stats(y, mu, degree, box, nav):
     return rp, stats
 
 
-#: A lazy window pair up to this size is computed once and kept in memory for the three passes; a
+#: A lazy window pair up to this size is computed once and kept in memory for the five passes; a
 #: larger one is read (and its reconstruction computed) once per pass.
 _PERSIST_BYTES = 64 << 20
 
@@ -307,8 +307,9 @@ def change_analysis(original, reconstruction, window=None, *, background_degree=
         raise ValueError(f"The window has {e} channels; score='auto' needs at least "
                          f"{2 * (degree + 3) + 2} (widen it).")
     lazy = is_lazy(y) or is_lazy(mu)
-    if lazy:  # three passes over the blocks: statistics (with a halo for the boxes), direction, projection
-        # (a small window is computed once and kept: a lazy reconstruction is not recomputed per pass)
+    if lazy:  # five passes over the blocks: statistics (with a halo for the boxes), then the direction
+        # and the projection on it, twice (a small window is computed once and kept: a lazy
+        # reconstruction is not recomputed per pass)
         y, mu = _aligned_blocks(y, mu)
         stats = compute_all(_lazy_stats(y, mu, degree, int(box)))[0].reshape(-1, 5 + degree)
     else:
