@@ -69,6 +69,21 @@ def test_opposite_changes_share_the_direction(clean):
     assert weights["opposite_projection"] > 3 * weights["chi2"]
 
 
+def test_small_map_keeps_the_seeded_direction_two_sided():
+    # 40 x 40 pixels: 16 seeds (1 %), fewer than a box's worth: the direction stays as seeded and
+    # both sides of its projection weigh the same
+    from hyperspy_cvae.scores.change import MIN_REFINE_SEEDS
+
+    bad, truth = bifeo3_si((40, 40), random_state=3).inject_anomaly(
+        "new_peak", n_clusters=2, cluster_size=4, random_state=2, return_mask=True)
+    res = change_analysis(*_pca(bad), WINDOW)
+    meta = res["score"].metadata.CVAE.score
+    assert int(0.01 * 40 * 40) < MIN_REFINE_SEEDS
+    assert "largest mean projection" not in meta.direction_from
+    assert np.isclose(meta.weights["projection"], meta.weights["opposite_projection"])
+    assert roc_auc_score(truth.data.ravel(), res["score"].data.ravel()) > 0.99
+
+
 @pytest.mark.parametrize("threshold", ["otsu", "fdr"])
 def test_nuisances_and_null_are_not_flagged(clean, threshold):
     thick = clean.inject_anomaly("thickness", n_clusters=4, cluster_size=5, random_state=2)
