@@ -39,7 +39,7 @@ class CVAEEELSSpectrum(InjectMethods, LatentMethods, PlotMethods, EELSSpectrum):
 
     # -------------------------------------------------------------------- CVAE
     def fit_cvae(self, signal_range=None, train_mask=None, *, edge=None, show_progressbar=None,
-                 max_train_shards=None, noise="auto", **params):
+                 max_train_shards=None, noise="auto", robust=False, **params):
         """Train a 3D convolutional VAE on this spectrum image.
 
         A lazy signal is never loaded as a whole: training shards are sampled
@@ -68,6 +68,16 @@ class CVAEEELSSpectrum(InjectMethods, LatentMethods, PlotMethods, EELSSpectrum):
         noise : "auto", "counts", "estimate", dict or NoiseModel
             The noise model of the Poisson loss (see :meth:`anomaly_map`);
             recorded in ``metadata.CVAE.model.noise``.
+        robust : bool
+            Fit twice: the pixels the first model flags (``anomaly_map`` with
+            the shift score or ``score="auto"``, ``threshold="fdr"``) leave the
+            second model's training, so that a change shared by many pixels is
+            not learnt into the bulk (:mod:`hyperspy_cvae.robust`). Needs a
+            scoring window (``edge`` or ``metadata.Sample.elements``); about
+            twice the time. ``metadata.CVAE.model.robust`` records how many
+            pixels were flagged and left out, ``cvae.robust_excluded_`` which
+            (a bool array, navigation shape). A first pass that flags nothing, or more than
+            half of the training pixels (with a warning), keeps the first model.
         **params
             Parameters of :class:`hyperspy_cvae.CVAE`, with its defaults:
             ``latent_dim`` (48), ``beta`` (1.2), ``shard_size`` ("auto": 24 on maps of
@@ -97,7 +107,8 @@ class CVAEEELSSpectrum(InjectMethods, LatentMethods, PlotMethods, EELSSpectrum):
         True
         """
         cvae, info = workflow.fit_cvae(self, signal_range, train_mask, max_train_shards=max_train_shards,
-                                       edge=edge, show_progressbar=show_progressbar, noise=noise, **params)
+                                       edge=edge, show_progressbar=show_progressbar, noise=noise,
+                                       robust=robust, **params)
         self.cvae = cvae
         self.metadata.set_item("CVAE.model", info)
         return cvae

@@ -134,6 +134,12 @@ BAD_INPUT = [
      "`IsADirectoryError`, `FileNotFoundError` or `PermissionError` naming the path; the write is "
      "atomic (no half-written file)",
      ["test_guards_cvae::test_save_errors_name_the_path_and_reason"]),
+    ("`fit_cvae(robust=True)` on a map without `edge=` or `metadata.Sample.elements`",
+     "`ValueError`: the first pass's `anomaly_map` needs a scoring window (the message says so)",
+     ["test_robust::test_robust_needs_a_window"]),
+    ("`fit_cvae(robust=True)` whose first model flags more than half of the training pixels",
+     "a warning; the first model is kept, and `metadata.CVAE.model.robust` says why",
+     ["test_robust::test_too_many_flagged_warns_and_keeps_the_first_model"]),
     ("two `fit_cvae` calls at once in threads, same data and seed",
      "the same model as a sequential fit, bit for bit (training sections run one at a time)",
      ["test_guards_cvae::test_concurrent_fits_match_a_sequential_fit"]),
