@@ -1,23 +1,22 @@
 """Robust training: the pixels a first model flags leave the training of a second one.
 
 An autoencoder trained on the map it searches learns what is common enough there, an anomaly
-included: a 0.5 eV shift in a quarter of the map is reconstructed into the bulk (the shift
-score's ROC-AUC falls from 0.9997 with a model trained on the clean twin to 0.971). Zeroing
-those pixels' weight in the loss part-way through training does not undo it (the shards still
-carry them into the encoder; ``benchmarks/NOTES.md`` §18); leaving them out from the start does:
-``fit_cvae(robust=True)`` fits once, flags the suspected anomalies with the scores that have a
-calibrated null (the shift score and ``"auto"``, Benjamini–Hochberg at FDR 5 %, as
-``anomaly_map(threshold="fdr")``) and fits again from scratch with those pixels out of the
-training mask (shards with fewer than half of their pixels left are not drawn).
+included, and then reconstructs it into the bulk. ``fit_cvae(robust=True)`` fits once, flags
+the suspected anomalies with the scores that have a calibrated null (the shift score and
+``"auto"``, Benjamini–Hochberg at FDR 5 %, as ``anomaly_map(threshold="fdr")``) and fits again
+from scratch with those pixels out of the training mask: they get no weight in the loss, and
+shards with fewer than half of their pixels left are not drawn, so few of them reach the
+encoder either. ``benchmarks/robust.py`` measures it against a model trained without the anomaly.
 """
 
 from __future__ import annotations
 
 import logging
+import warnings
 
 import numpy as np
 
-__all__ = ["ROBUST_SCORES", "MAX_EXCLUDED", "suspected_anomalies"]
+__all__ = ["ROBUST_SCORES", "MAX_EXCLUDED", "suspected_anomalies", "fit_robust"]
 
 _logger = logging.getLogger(__name__)
 
@@ -53,3 +52,34 @@ def suspected_anomalies(signal, cvae, *, edge=None, noise="auto", fdr=0.05):
         by_score[score] = int(flagged.sum())
         mask = flagged if mask is None else mask | flagged
     return mask, by_score
+
+
+def fit_robust(signal, signal_range, train_mask, *, edge, noise, **kwargs):
+    """:func:`~hyperspy_cvae.workflow.fit_cvae` twice: the second fit leaves out the pixels the
+    first model flags (:func:`suspected_anomalies`); returns ``(cvae, model_metadata)``, the
+    metadata with a ``"robust"`` record (flagged per score, left out, refit or why not) and the
+    model with ``robust_excluded_`` (the pixels left out) after a refit."""
+    from ._validation import pixel_mask
+    from .workflow import fit_cvae
+
+    first, info = fit_cvae(signal, signal_range, train_mask, edge=edge, noise=noise, **kwargs)
+    kept = getattr(signal, "cvae_results", None)   # the first model's latent map is not the user's
+    try:
+        flagged, by_score = suspected_anomalies(signal, first, edge=edge, noise=noise)
+    finally:
+        signal.cvae_results = kept
+    base = (np.ones(flagged.shape, bool) if train_mask is None else
+            pixel_mask(signal, train_mask, name="train_mask", meaning="True = learn from the pixel"))
+    excluded = int((flagged & base).sum())
+    record = {"scores": list(by_score), "flagged": by_score, "fdr": 0.05, "excluded": excluded}
+    if excluded == 0 or excluded > MAX_EXCLUDED * base.sum():
+        why = ("nothing flagged" if excluded == 0 else
+               f"{excluded} of {int(base.sum())} training pixels flagged (more than {MAX_EXCLUDED:.0%})")
+        if excluded:
+            warnings.warn(f"robust=True: {why}; the first model is kept (no second fit).", stacklevel=4)
+        info["robust"] = dict(record, refit=False, reason=why)
+        return first, info
+    cvae, info = fit_cvae(signal, signal_range, base & ~flagged, edge=edge, noise=noise, **kwargs)
+    info["robust"] = dict(record, refit=True, first_fit_seconds=float(first.fit_seconds_))
+    cvae.robust_excluded_ = flagged & base   # the pixels left out (navigation shape, array order)
+    return cvae, info

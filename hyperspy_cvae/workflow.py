@@ -67,8 +67,10 @@ def fit_cvae(signal, signal_range=None, train_mask=None, *, max_train_shards=Non
     Returns ``(cvae, model_metadata)``; the caller decides where to keep them.
     """
     if robust:
-        return _fit_robust(signal, signal_range, train_mask, max_train_shards=max_train_shards, edge=edge,
-                           noise=noise, **params)
+        from .robust import fit_robust
+
+        return fit_robust(signal, signal_range, train_mask, max_train_shards=max_train_shards, edge=edge,
+                          noise=noise, **params)
     from .cvae import CVAE
 
     if signal_range is not None and edge is not None:
@@ -110,36 +112,6 @@ def fit_cvae(signal, signal_range=None, train_mask=None, *, max_train_shards=Non
             "latent_dim": int(cvae.latent_dim),
             "beta": float(cvae.beta), "fit_seconds": float(cvae.fit_seconds_),
             "noise": nm.as_metadata(), "package_version": __version__}
-    return cvae, info
-
-
-def _fit_robust(signal, signal_range, train_mask, *, edge, noise, **kwargs):
-    """:func:`fit_cvae` twice: the second fit leaves out the pixels the first model flags
-    (:func:`~hyperspy_cvae.robust.suspected_anomalies`); the metadata say how many."""
-    from .robust import MAX_EXCLUDED, suspected_anomalies
-
-    first, info = fit_cvae(signal, signal_range, train_mask, edge=edge, noise=noise, **kwargs)
-    kept = getattr(signal, "cvae_results", None)   # the first model's latent map is not the user's
-    try:
-        flagged, by_score = suspected_anomalies(signal, first, edge=edge, noise=noise)
-    finally:
-        signal.cvae_results = kept
-    base = (np.ones(flagged.shape, bool) if train_mask is None else
-            pixel_mask(signal, train_mask, name="train_mask", meaning="True = learn from the pixel"))
-    excluded = int((flagged & base).sum())
-    record = {"scores": list(by_score), "flagged": by_score, "fdr": 0.05, "excluded": excluded}
-    if excluded == 0 or excluded > MAX_EXCLUDED * base.sum():
-        why = ("nothing flagged" if excluded == 0 else
-               f"{excluded} of {int(base.sum())} training pixels flagged (more than {MAX_EXCLUDED:.0%})")
-        if excluded:
-            import warnings
-
-            warnings.warn(f"robust=True: {why}; the first model is kept (no second fit).", stacklevel=3)
-        info["robust"] = dict(record, refit=False, reason=why)
-        return first, info
-    cvae, info = fit_cvae(signal, signal_range, base & ~flagged, edge=edge, noise=noise, **kwargs)
-    info["robust"] = dict(record, refit=True, first_fit_seconds=float(first.fit_seconds_))
-    cvae.robust_excluded_ = flagged & base   # the pixels left out (navigation shape, array order)
     return cvae, info
 
 
