@@ -321,10 +321,11 @@ def anomaly_map(signal, method="pca", window=None, *, n_components=3, threshold=
     """
     from .baselines import rx_map
     from .scores import SCORES, leave_out, score_map
+    from .scores.spatial import resolve_scales
 
     if score not in SCORES:
         raise ValueError(f"`score` must be one of {tuple(SCORES)}, got {score!r}.")
-    spatial = _spatial_scales(spatial)
+    spatial = resolve_scales(spatial)
     if not (isinstance(fdr, (int, float, np.floating)) and not isinstance(fdr, bool) and 0 < fdr < 1):
         raise ValueError(f"`fdr` (the false-discovery rate) must be a number in (0, 1), got {fdr!r}.")
     if is_line(signal):
@@ -392,21 +393,6 @@ def anomaly_map(signal, method="pca", window=None, *, n_components=3, threshold=
     return AnomalyResult(smap, mask, original=original, reconstruction=rec, window=win, method=label,
                          labels=labels, pooled=pooled, regions=regions, noise=nm, analyses=analyses,
                          max_shift=max_shift)
-
-
-def _spatial_scales(spatial):
-    """``spatial`` of anomaly_map as a tuple of odd box sizes, or None (per pixel)."""
-    from .scores.spatial import SCALES
-
-    if spatial is None or spatial is False:
-        return None
-    if isinstance(spatial, str):
-        if spatial != "auto":
-            raise ValueError(f"`spatial` must be None, 'auto' or a sequence of odd box sizes, got {spatial!r}.")
-        return SCALES
-    if not isinstance(spatial, (tuple, list)):
-        raise ValueError(f"`spatial` must be None, 'auto' or a sequence of odd box sizes, got {spatial!r}.")
-    return tuple(spatial)  # checked by pool_scores
 
 
 def _threshold(smap, original, win, threshold, navigation_mask, *, fdr=0.05, shift=None, labels=None):

@@ -45,7 +45,7 @@ import numpy as np
 from .null import as_normal_scores, null_pixels_of, tail_df
 
 __all__ = ["pool_scores", "SCALES", "region_table", "gaussianise", "evidence_of", "fdr_threshold",
-           "pool_score_map"]
+           "pool_score_map", "resolve_scales"]
 
 #: Default windows (pixels, odd): a single pixel, 3 × 3 and 5 × 5 boxes, and bars along y
 #: and x (7 pixels) for 1-pixel-wide lines (an interface, a dislocation) that a square box dilutes.
@@ -447,3 +447,24 @@ def region_table(mask, *, score=None, shift=None, q=None, axes=None):
             row["min_q"] = float(np.nanmin(np.asarray(q)[sel]))
         rows.append(row)
     return rows
+
+
+def resolve_scales(spatial):
+    """``spatial`` of ``anomaly_map`` (None, ``"auto"`` or box sizes) as a tuple of odd box sizes
+    (``"auto"``: :data:`SCALES`), or None (per pixel); the sizes themselves are checked by
+    :func:`pool_scores`.
+
+    Examples
+    --------
+    >>> resolve_scales("auto") == SCALES, resolve_scales(None), resolve_scales([3, 5])
+    (True, None, (3, 5))
+    """
+    if spatial is None or spatial is False:
+        return None
+    if isinstance(spatial, str):
+        if spatial != "auto":
+            raise ValueError(f"`spatial` must be None, 'auto' or a sequence of odd box sizes, got {spatial!r}.")
+        return SCALES
+    if not isinstance(spatial, (tuple, list)):
+        raise ValueError(f"`spatial` must be None, 'auto' or a sequence of odd box sizes, got {spatial!r}.")
+    return tuple(spatial)  # checked by pool_scores
