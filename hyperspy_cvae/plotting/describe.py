@@ -123,7 +123,7 @@ def plot_description(description, path=None):
     ax.set_ylabel("Pearson residual (unit norm)", fontsize=8)
     ax.set_title("no learned change" if d.direction is None else
                  "the change the anomalous pixels share" if anomalous.any() else
-                 "the change of the boxes with the largest χ² (no anomalous pixel)", fontsize=9)
+                 "the change learned from the boxes (no anomalous pixel)", fontsize=9)
     fig.suptitle(f"{d.method}: how the pixels differ ({d.window.label})", fontsize=10)
     fig.tight_layout()
     if path:
