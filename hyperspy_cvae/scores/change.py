@@ -26,9 +26,10 @@ A shift of the edge is tested by the drift coefficient itself: its t-statistic, 
 the shift (positive = to higher energy loss), against the bulk's spread (which holds the map's
 own jitter); a large shift leaves a residual the χ² test sees as well. The statistics (χ²s
 as normal z-values, Wilson–Hilferty; the projection's two sides as two tests) are standardised
-against the map's own bulk (median and robust s.d.) and combined by a weighted Šidák rule (p-value weighting as in
-Genovese, Roeder & Wasserman 2006): ``p = min_k 1 − (1 − p_k)^(1/w_k)``, uniform without a change
-when the tests are independent and the weights sum to 1; ``≈ min_k p_k / w_k`` for small p. Each
+against the map's own bulk (median and robust s.d.) and combined by a weighted Šidák rule
+(p-value weighting as in Genovese, Roeder & Wasserman 2006): ``p = min_k 1 − (1 − p_k)^(1/w_k)``,
+uniform without a change when the tests are independent and the weights sum to 1;
+``≈ min_k p_k / w_k`` for small p. Each
 test weighs ``TAIL_RATE`` plus the share of its ``box`` × ``box`` means, standardised against
 their bulk, beyond the normal ``TAIL_RATE`` quantile, less what a test without a change reaches
 (:func:`weigh_tests`): what the map itself says about which test carries a change shared by
@@ -162,8 +163,9 @@ def _residual_stats(y, mu, degree, box, nav):
 #: 2500 pixels or more). From fewer, the seeds are one spot's pixels: on the measured maps of
 #: ``benchmarks/results/real`` (16² to 40 × 50 pixels) refining them cost up to 0.28 ROC-AUC.
 MIN_REFINE_SEEDS = 25
-#: A lazy window pair up to this size is computed once and kept in memory for the five passes; a
-#: larger one is read (and its reconstruction computed) once per pass.
+#: A lazy window pair up to this size is computed once and kept in memory for the passes (three,
+#: or five with a refined direction); a larger one is read (and its reconstruction computed) once
+#: per pass.
 _PERSIST_BYTES = 64 << 20
 
 
@@ -314,9 +316,9 @@ def change_analysis(original, reconstruction, window=None, *, background_degree=
         raise ValueError(f"The window has {e} channels; score='auto' needs at least "
                          f"{2 * (degree + 3) + 2} (widen it).")
     lazy = is_lazy(y) or is_lazy(mu)
-    if lazy:  # five passes over the blocks: statistics (with a halo for the boxes), then the direction
-        # and the projection on it, twice (a small window is computed once and kept: a lazy
-        # reconstruction is not recomputed per pass)
+    if lazy:  # passes over the blocks: statistics (with a halo for the boxes), then the direction
+        # and the projection on it (twice where the direction is refined); a small window is
+        # computed once and kept: a lazy reconstruction is not recomputed per pass
         y, mu = _aligned_blocks(y, mu)
         stats = compute_all(_lazy_stats(y, mu, degree, int(box)))[0].reshape(-1, 5 + degree)
     else:
@@ -363,7 +365,8 @@ def change_analysis(original, reconstruction, window=None, *, background_degree=
         # once refined: the boxes whose mean projection is largest in size pick the pixels (each
         # aligned with its box's sign); a box mean of the matched filter finds a weak shared change
         # that the boxes' χ², spread over every channel, barely sees
-        boxed = uniform_filter(np.where(valid, proj, 0.0).reshape(nav), size=int(box), mode="constant").ravel()
+        boxed = uniform_filter(np.where(valid, proj, 0.0).reshape(nav), size=int(box),
+                               mode="constant").ravel()
         top = np.argsort(-np.where(valid, np.abs(boxed), -np.inf))[:n_seed]
         signs = np.zeros(valid.size)
         signs[top] = np.sign(boxed[top])
