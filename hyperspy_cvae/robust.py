@@ -33,7 +33,8 @@ def suspected_anomalies(signal, cvae, *, edge=None, noise="auto", fdr=0.05):
     (navigation shape, array order), and how many each score flags.
 
     The scoring window is that of ``edge`` (or of the elements in ``metadata.Sample.elements``);
-    a signal with neither raises a ``ValueError`` that says so.
+    a signal with neither raises a ``ValueError`` that says so. A score that refuses a window the
+    shift score took (``"auto"`` on too few channels for its nuisances) is skipped (logged).
     """
     from .workflow import anomaly_map
 
@@ -43,8 +44,9 @@ def suspected_anomalies(signal, cvae, *, edge=None, noise="auto", fdr=0.05):
             res = anomaly_map(signal, "cvae", edge=edge, cvae=cvae, score=score, threshold="fdr", fdr=fdr,
                               noise=noise, show_progressbar=False)
         except ValueError as err:
-            if score == "auto" and "channels" in str(err):  # a window too narrow for its nuisances
-                _logger.info("robust=True: score='auto' skipped (%s)", err)
+            if by_score:  # the window served the shift score: what "auto" refuses is its own (too
+                # few channels for its nuisances, too few spectra with counts); its flags are skipped
+                _logger.info("robust=True: score=%r skipped (%s)", score, err)
                 continue
             raise ValueError(f"robust=True flags the suspected anomalies with anomaly_map, which needs "
                              f"a scoring window: {err}") from err

@@ -76,8 +76,9 @@ class CVAEEELSSpectrum(InjectMethods, LatentMethods, PlotMethods, EELSSpectrum):
             scoring window (``edge`` or ``metadata.Sample.elements``); about
             twice the time. ``metadata.CVAE.model.robust`` records how many
             pixels were flagged and left out, ``cvae.robust_excluded_`` which
-            (a bool array, navigation shape). A first pass that flags nothing, or more than
-            half of the training pixels (with a warning), keeps the first model.
+            (a bool array, navigation shape). A first pass that flags nothing,
+            or more than half of the training pixels (with a warning), keeps
+            the first model.
         **params
             Parameters of :class:`hyperspy_cvae.CVAE`, with its defaults:
             ``latent_dim`` (48), ``beta`` (1.2), ``shard_size`` ("auto": 24 on maps of

@@ -79,3 +79,18 @@ def test_robust_needs_a_window(common):
     s.metadata.Sample.elements = []
     with pytest.raises(ValueError, match="robust=True .* scoring window"):
         s.fit_cvae(signal_range=(660.0, 760.0), robust=True, random_state=0, max_steps=20)
+
+
+def test_auto_refusing_the_window_leaves_the_shift_flags(common, monkeypatch):
+    # a window too narrow for "auto"'s nuisances (8 eV channels on a measured map): the shift
+    # score's flags still leave the second fit
+    import hyperspy_cvae.scores as scores
+
+    def refuse(*args, **kwargs):
+        raise ValueError("The window has 7 channels; score='auto' needs at least 12 (widen it).")
+
+    monkeypatch.setattr(scores, "change_analysis", refuse)
+    bad, _ = common
+    s = bad.deepcopy()
+    s.fit_cvae(robust=True, **FAST)
+    assert list(s.metadata.CVAE.model.robust.scores) == ["shift"]
