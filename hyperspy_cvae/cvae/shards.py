@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["grid_padding", "shard_positions", "checkerboard", "extract_shards", "blend_weights",
-           "stitch_shards"]
+__all__ = ["grid_padding", "shard_positions", "checkerboard", "cut_shards", "extract_shards", "blend_weights",
+           "ShardCanvas", "stitch_shards", "shard_pairs"]
 
 
 def grid_padding(n: int, shard_size: int, stride: int) -> int:
@@ -28,7 +28,7 @@ def shard_positions(n: int, shard_size: int, stride: int) -> np.ndarray:
     return np.arange(0, n - shard_size + 1, stride)
 
 
-def _pairs(pos_y, pos_x, keep):
+def shard_pairs(pos_y, pos_x, keep=None):
     """The (y, x) shard positions of the grid ``pos_y × pos_x`` (row-major), those where ``keep``
     (a boolean (len(pos_y), len(pos_x)) grid) is True if given."""
     return [(y, x) for i, y in enumerate(pos_y) for j, x in enumerate(pos_x) if keep is None or keep[i, j]]
@@ -61,15 +61,19 @@ def checkerboard(n_y, n_x, first=(0, 0), grid=None):
     return ((i + j) % 2 == 0) | (i == 0) | (i == gy - 1) | (j == 0) | (j == gx - 1)
 
 
-def extract_shards(cube, pos_y, pos_x, shard_size, keep=None):
-    """Stack the shards at the (pos_y × pos_x) positions (those where ``keep`` is True if given):
-    (N, S, S, E)."""
+def cut_shards(cube, pairs, shard_size):
+    """Stack the shards whose top-left corners are ``pairs`` ((y, x) in pixels): (N, S, S, E)."""
     s = shard_size
-    pairs = _pairs(pos_y, pos_x, keep)
     out = np.empty((len(pairs), s, s) + cube.shape[2:], dtype=cube.dtype)
     for k, (y, x) in enumerate(pairs):
         out[k] = cube[y:y + s, x:x + s]
     return out
+
+
+def extract_shards(cube, pos_y, pos_x, shard_size, keep=None):
+    """Stack the shards at the (pos_y × pos_x) positions (those where ``keep`` is True if given):
+    (N, S, S, E)."""
+    return cut_shards(cube, shard_pairs(pos_y, pos_x, keep), shard_size)
 
 
 def blend_weights(shard_size: int, floor: float = 1e-3) -> np.ndarray:
@@ -79,22 +83,63 @@ def blend_weights(shard_size: int, floor: float = 1e-3) -> np.ndarray:
     return np.outer(w1, w1)
 
 
+class ShardCanvas:
+    """A canvas of ``shape`` (ny, nx, ...) on which shards are blended batch by batch.
+
+    :meth:`add` accumulates weighted shards (the Hann weight of :func:`blend_weights` unless
+    ``weights`` is given), :meth:`result` returns the weighted average; pixels covered by no shard
+    are NaN. The result does not depend on how the shards were split into batches, only on their
+    order, so a stream of small batches needs the memory of one batch, not of all shards.
+
+    Examples
+    --------
+    >>> cube = np.arange(16 * 16 * 2, dtype=float).reshape(16, 16, 2)
+    >>> pairs = [(y, x) for y in (0, 4, 8) for x in (0, 4, 8)]
+    >>> canvas = ShardCanvas(cube.shape, 8)
+    >>> for batch in (pairs[:4], pairs[4:]):
+    ...     canvas.add(cut_shards(cube, batch, 8), batch)
+    >>> bool(np.allclose(canvas.result(), cube))
+    True
+    """
+
+    def __init__(self, shape, shard_size, weights=None):
+        self.shape = tuple(shape)
+        self.shard_size = int(shard_size)
+        self.weights = blend_weights(self.shard_size) if weights is None else np.asarray(weights)
+        self._acc = self._wsum = self._tmp = None
+
+    def add(self, shards, pairs):
+        """Blend ``shards`` (N, S, S, ...) whose top-left corners are ``pairs`` ((y, x), N of them)."""
+        s = self.shard_size
+        if self._acc is None:  # float32 shards add up in float32
+            dtype = np.promote_types(shards.dtype, np.float32)
+            self._acc = np.zeros(self.shape, dtype=dtype)
+            self._wsum = np.zeros(self.shape[:2], dtype=dtype)
+            self._w = self.weights.astype(dtype)
+            self._wexp = self._w.reshape(self._w.shape + (1,) * (len(self.shape) - 2))
+            self._tmp = np.empty((s, s) + self.shape[2:], dtype=dtype)
+        for k, (y, x) in enumerate(pairs):
+            np.multiply(self._wexp, shards[k], out=self._tmp)
+            self._acc[y:y + s, x:x + s] += self._tmp
+            self._wsum[y:y + s, x:x + s] += self._w
+
+    def result(self):
+        """The weighted average of the shards added (NaN where none covered a pixel). Call it once,
+        when every shard is in: the average is computed in place of the running sums."""
+        if self._acc is None:
+            return np.full(self.shape, np.nan, dtype=np.float32)
+        out, self._acc = self._acc, None
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out /= self._wsum.reshape(self._wsum.shape + (1,) * (len(self.shape) - 2))
+        return out
+
+
 def stitch_shards(shards, pos_y, pos_x, shape, weights=None, keep=None):
     """Weighted average of overlapping shards on a canvas of ``shape`` (ny, nx, ...); ``shards``
     as :func:`extract_shards` cut them (with the same ``keep``).
 
     Pixels covered by no shard are NaN.
     """
-    s = shards.shape[1]
-    w = blend_weights(s) if weights is None else weights
-    dtype = np.promote_types(shards.dtype, np.float32)  # float32 shards add up in float32
-    acc = np.zeros(shape, dtype=dtype)
-    wsum = np.zeros(shape[:2], dtype=dtype)
-    w = w.astype(dtype)
-    wexp = w.reshape(w.shape + (1,) * (shards.ndim - 3))
-    for k, (y, x) in enumerate(_pairs(pos_y, pos_x, keep)):
-        acc[y:y + s, x:x + s] += wexp * shards[k]
-        wsum[y:y + s, x:x + s] += w
-    with np.errstate(invalid="ignore", divide="ignore"):
-        out = acc / wsum.reshape(wsum.shape + (1,) * (len(shape) - 2))
-    return out
+    canvas = ShardCanvas(shape, shards.shape[1], weights)
+    canvas.add(shards, shard_pairs(pos_y, pos_x, keep))
+    return canvas.result()

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import io
 import logging
+import sys
 
 import numpy as np
 import torch
 
 from .checkpoint import checkpoint_dict
 from .sampling import normalise_spectra
-from .shards import checkerboard, extract_shards, grid_padding, shard_positions, stitch_shards
+from .shards import ShardCanvas, checkerboard, cut_shards, grid_padding, shard_pairs, shard_positions
 
 __all__ = ["map_shards", "plan_blocks", "active_client", "ModelHandle", "prepare_block", "forward_block",
            "compute_eager"]
@@ -23,10 +24,17 @@ __all__ = ["map_shards", "plan_blocks", "active_client", "ModelHandle", "prepare
 _logger = logging.getLogger(__name__)
 
 _WORKER_MODELS = {}  # (checksum, device) -> CVAE, one per process (see ModelHandle)
+#: Input bytes of the shards a task cuts, runs and blends at a time (its working set, not the block's).
+_GROUP_BYTES = 8 * 2**20
 
 
 def active_client():
-    """The active ``dask.distributed`` client, or None (no client, or distributed not installed)."""
+    """The active ``dask.distributed`` client, or None (no client, or distributed not installed).
+
+    A client can only exist once ``distributed`` has been imported: until then it is not imported
+    here either (its import alone costs a few tenths of a second)."""
+    if "distributed" not in sys.modules:
+        return None
     try:
         from distributed import default_client
 
@@ -219,10 +227,18 @@ def map_shards(data, func, *, shard_size, stride, n_out, chunk=None, latent_dim=
         keep = (checkerboard(len(py_loc), len(px_loc), (oy // stride, ox // stride),
                              (len(pos_y), len(pos_x))) if quincunx else None)
         parts = (ext,) if prepare is None else prepare(ext)
-        shards = [extract_shards(a, py_loc, px_loc, s, keep) for a in parts]
-        out, lat = func(*shards) if shared is None else func(shared, *shards)
-        canvas = stitch_shards(out, py_loc, px_loc, ext.shape[:2] + (n_out,), keep=keep)
-        rec = canvas[core_y[0] - oy:core_y[1] - oy, core_x[0] - ox:core_x[1] - ox]
+        pairs = shard_pairs(py_loc, px_loc, keep)
+        canvas = ShardCanvas(ext.shape[:2] + (n_out,), s)
+        group = max(1, _GROUP_BYTES // max(1, s * s * sum(a[0, 0].nbytes for a in parts)))
+        lats = []
+        for i in range(0, len(pairs), group):  # cut, run and blend a few shards at a time
+            batch = pairs[i:i + group]
+            shards = [cut_shards(a, batch, s) for a in parts]
+            out, lat = func(*shards) if shared is None else func(shared, *shards)
+            canvas.add(out, batch)
+            lats.append(lat)
+        rec = canvas.result()[core_y[0] - oy:core_y[1] - oy, core_x[0] - ox:core_x[1] - ox]
+        lat = None if any(v is None for v in lats) else np.concatenate(lats)
         lat_block = None
         if lat is not None:
             if keep is not None:
@@ -231,7 +247,7 @@ def map_shards(data, func, *, shard_size, stride, n_out, chunk=None, latent_dim=
                 lat = full
             lat = lat.reshape(len(py_loc), len(px_loc), -1)
             lat_block = lat[np.ix_(lat_y, lat_x)]
-        return rec.astype(out_dtype), lat_block
+        return rec.astype(out_dtype, copy=False), lat_block
 
     rec_rows, lat_rows = [], []
     for (ya, yb) in _block_edges(nyp, cy):

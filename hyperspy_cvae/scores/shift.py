@@ -22,7 +22,7 @@ SHIFT_FLAGS = {0: "ok", 1: "no counts in the window", 2: "flat reconstruction: n
 
 #: Spectra per chunk of :func:`_likelihood_scan` (bounds its memory: ~10 arrays of
 #: ``_SCAN_ROWS × (C + 2·margin)`` float64).
-_SCAN_ROWS = 8192
+_SCAN_ROWS = 1024
 
 
 def _likelihood_scan(y, r, m, us):
@@ -65,13 +65,14 @@ def _likelihood_scan(y, r, m, us):
     window = r[:, m:m + C]
     flat = (window.amax(-1) - window.amin(-1)) <= 1e-9 * window.abs().mean(-1)
     fine = torch.empty((n, len(us)), dtype=f64)
+    buf = torch.empty_like(y32)  # one work array for every grid point: no allocation per point
     for i, u in enumerate(us):
         a = abs(float(u))
         if a == 0:
             fine[:, i] = ll_mid - ytot * sums["mid"].clamp_min(1e-300).log()
             continue
         nb = "hi" if u < 0 else "lo"  # position base − u: towards base + 1 for u < 0
-        term = (y32 * torch.log1p(a * d_nb[nb])).sum(-1, dtype=f64)
+        term = torch.mul(d_nb[nb], a, out=buf).log1p_().mul_(y32).sum(-1, dtype=f64)
         total = (1.0 - a) * sums["mid"] + a * sums[nb]
         fine[:, i] = ll_mid + term - ytot * total.clamp_min(1e-300).log()
     return (s0.numpy(), ll[:, m].numpy(), ll.amax(-1).numpy(), fine.numpy(), ytot.numpy(),
