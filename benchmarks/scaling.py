@@ -10,6 +10,7 @@ HyperSpy, torch and hyperspy-cvae):
 * ``fit``: ``s.fit_cvae()`` with its defaults (the training budget in optimiser steps; the fit
   range from ``metadata.Sample.elements``, here Fe: the Fe L2,3 window ± 20 eV);
 * ``anomaly_map``: ``s.anomaly_map("cvae")`` (reconstruction, default score, threshold, labels);
+  ``anomaly_map_again``: the same call a second time in the process (a session's later maps);
 * ``pca``: HyperSpy ``decomposition()`` + ``get_decomposition_model(3)`` on the same energy range
   (the model's fit range), in memory.
 
@@ -104,6 +105,9 @@ def measure(n, channels, lazy_path=None, max_steps=None):
         budget = {} if max_steps is None else {"max_steps": max_steps}
         cvae = step("fit", lambda: s.fit_cvae(show_progressbar=False, **budget))
         step("anomaly_map", lambda: s.anomaly_map("cvae", show_progressbar=False))
+        # the same call again: without the one-off costs of a process's first map (imports, the
+        # inference shapes' first convolutions), what every later map of a session costs
+        step("anomaly_map_again", lambda: s.anomaly_map("cvae", show_progressbar=False))
         lo, hi = cvae.signal_range_
 
         def pca():
@@ -234,9 +238,14 @@ def targets(rows, exps):
     am, fit, pca = (at("nav", ref, step) for step in ("anomaly_map", "fit", "pca"))
     if am and fit and pca:
         ratio = am["seconds"] / pca["seconds"]
-        L.append(f"- anomaly_map on {ref}²: {am['spectra_per_second']} spectra/s (target ≥ 20 000), "
-                 f"{ratio:.2f} × PCA's {pca['seconds']:.2f} s (target ≤ 1.5): "
+        L.append(f"- anomaly_map on {ref}², the process's first: {am['spectra_per_second']} spectra/s "
+                 f"(target ≥ 20 000), {ratio:.2f} × PCA's {pca['seconds']:.2f} s (target ≤ 1.5): "
                  f"{'met' if am['spectra_per_second'] >= 20000 and ratio <= 1.5 else 'not met'}.")
+        again = at("nav", ref, "anomaly_map_again")
+        if again:
+            r2 = again["seconds"] / pca["seconds"]
+            L.append(f"- anomaly_map on {ref}², called again: {again['spectra_per_second']} spectra/s, "
+                     f"{r2:.2f} × PCA: {'met' if again['spectra_per_second'] >= 20000 and r2 <= 1.5 else 'not met'}.")
         tot = (fit["seconds"] + am["seconds"]) / pca["seconds"]
         L.append(f"- fit_cvae() defaults on {ref}²: {fit['seconds']:.1f} s, {fit['steps']} steps (target "
                  f"≤ 15 s); fit + map = {tot:.1f} × PCA (target ≤ 10): "

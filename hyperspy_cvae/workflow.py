@@ -402,8 +402,11 @@ def _threshold(smap, original, win, threshold, navigation_mask, *, fdr=0.05, shi
 
     identical = all_spectra_identical(original.data, win.slice)
     if smap._lazy:
-        data, identical = compute_all(smap.data, identical)
-        smap = navigation_map(smap, data, smap.metadata.General.title)
+        # Two passes over the data, not one: computed together, the check would read every chunk
+        # early and dask would hold its slice until the score (behind the reconstruction) got to
+        # it, i.e. most of the window of a large map in memory.
+        smap = navigation_map(smap, compute_all(smap.data)[0], smap.metadata.General.title)
+        identical = compute_all(identical)[0]
     values = smap.data if navigation_mask is None else smap.data[~navigation_mask]
     no_information = np.isnan(values) if smap.metadata.has_item("CVAE.score.nan_means") else None
     check_finite_score(values if no_information is None else values[~no_information])

@@ -223,7 +223,10 @@ def label_pixels(original, window, anomalous=None, *, edge=None):
     energy = ax.axis
     data = original.data
     total = data[..., win.slice].sum(-1)
-    mean_spectrum = data.reshape((-1, data.shape[-1])).mean(0)
+    if hasattr(data, "dask"):  # reduced chunk by chunk (a reshape would merge the chunks first)
+        mean_spectrum = data.mean(axis=tuple(range(data.ndim - 1)))
+    else:
+        mean_spectrum = data.reshape((-1, data.shape[-1])).mean(0)
     total, mean_spectrum = (np.asarray(a, float) for a in compute_all(total, mean_spectrum))
     if edge:
         listed = min(edge_onsets(str(edge).split("+")[0]).values())
