@@ -47,11 +47,15 @@ def _exps(rows):
 def test_targets_met_and_not_met():
     good = _rows(map_seconds=1.5)  # 24.6 k spectra/s, 0.75 × PCA
     lines = "\n".join(scaling.targets(good, _exps(good)))
-    assert "anomaly_map on 192²: 24576 spectra/s" in lines and "0.75 × PCA" in lines
+    assert "anomaly_map on 192², the process's first: 24576 spectra/s" in lines and "0.75 × PCA" in lines
     assert lines.count(": met.") == 5 and "not met" not in lines  # map, fit, 2 exponents, memory
+    again = good + [dict(good[0], ny=192, nx=192, step="anomaly_map_again", seconds=1.0,
+                         spectra_per_second=36864)]
+    lines = "\n".join(scaling.targets(again, _exps(good)))
+    assert "- anomaly_map on 192², called again: 36864 spectra/s, 0.50 × PCA: met." in lines
     slow = _rows(map_seconds=4.0, k=1.2, lazy_peak=900.0)
     by_kind = {line.split(":")[0]: line for line in scaling.targets(slow, _exps(slow))}
-    assert by_kind["- anomaly_map on 192²"].endswith("not met.")          # 9216 spectra/s
+    assert by_kind["- anomaly_map on 192², the process's first"].endswith("not met.")  # 9216 spectra/s
     assert by_kind["- anomaly_map time exponent (nav)"].endswith("not met.")  # 1.20
     assert by_kind["- anomaly_map time exponent (nav_lazy)"].endswith(": met.")
     assert by_kind["- peak memory of fit and anomaly_map on the lazy 512² cube"].endswith("not met.")
