@@ -83,8 +83,9 @@ class CVAEEELSSpectrum(InjectMethods, LatentMethods, PlotMethods, EELSSpectrum):
             Parameters of :class:`hyperspy_cvae.CVAE`, with its defaults:
             ``latent_dim`` (48), ``beta`` (1.2), ``shard_size`` ("auto": 24 on maps of
             48 pixels a side or more, down to 8 on small maps),
-            ``stride``, ``max_steps`` (400 optimiser steps on any map: the
-            training budget), ``validation_every`` (25), ``epochs`` (None: a
+            ``stride``, ``max_steps`` ("auto": 400 optimiser steps with shards of
+            24, up to 3600 with shards of 8: the training budget),
+            ``validation_every`` (25), ``epochs`` (None: a
             budget in passes over the map instead), ``batch_size`` (2),
             ``learning_rate`` (1e-3), ``loss`` ("poisson", or the paper's
             "ce"), ``widths``, ``validation_fraction`` (0.1),

@@ -75,3 +75,30 @@ def test_anomaly_map_passes_stride_and_blend_to_the_reconstruction():
     assert res.reconstruction.metadata.CVAE.reconstruction.blend == "full"
     with pytest.raises(ValueError, match="would be ignored"):
         s.anomaly_map("cvae", latent_dim=4, show_progressbar=False)
+
+
+@pytest.mark.parametrize("n, shard", [(16, 8), (32, 16), (48, 24)])
+def test_auto_budget_scales_with_the_shard_area(monkeypatch, n, shard):
+    import hyperspy_cvae.cvae.training as training
+
+    monkeypatch.setattr(training, "DEFAULT_STEPS", 4)  # 4 steps with shards of 24: 36 with 8
+    cvae = CVAE(validation_every=50, latent_dim=8, random_state=0, show_progressbar=False).fit(_cube(n))
+    assert cvae.shard_size_ == shard
+    assert cvae.n_steps_ == cvae.max_steps_ == {8: 36, 16: 9, 24: 4}[shard]
+
+
+def test_without_validation_tiles_the_whole_budget_is_trained(caplog):
+    import logging
+
+    # learning rate ~0: with validation tiles this stops after 3 measures (above); without, the
+    # training loss is no convergence test, so all 12 steps run and the last weights are kept
+    with caplog.at_level(logging.INFO, logger="hyperspy_cvae"):
+        cvae = CVAE(max_steps=12, validation_every=2, patience=2, learning_rate=1e-12, latent_dim=8,
+                    validation_fraction=0.0, random_state=0, show_progressbar=False).fit(_cube(96))
+    assert cvae.n_steps_ == 12 and cvae.history_["steps"][-1] == 12
+    assert "without early stopping" in caplog.text
+
+
+def test_auto_budget_is_refused_misspelt():
+    with pytest.raises(ValueError, match="integer >= 1 or 'auto'"):
+        CVAE(max_steps="Auto").fit(_cube(16))

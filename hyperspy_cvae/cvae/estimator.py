@@ -26,16 +26,13 @@ from .losses import cross_entropy_loss, kl_divergence, poisson_nll_loss
 from .model import CVAE3D, count_macs
 from .sampling import (eager_data, normalise_spectra, resolve_shard_size, shard_cache,
                        validation_blocks)
-from .training import train
+from .training import DEFAULT_STEPS, auto_max_steps, train
 
 __all__ = ["CVAE"]
 
 _logger = logging.getLogger(__name__)
 
 _INFERENCE_BYTES = 4 << 20  # input spectra per forward pass when batch_size is None
-
-#: Default training budget of :class:`CVAE`, in optimiser steps (see ``max_steps``).
-DEFAULT_STEPS = 400
 
 #: Serialises the training sections of concurrent :meth:`CVAE.fit` calls: they seed and draw from
 #: torch's process-global RNG (weight initialisation, latent samples), which two threads would
@@ -84,13 +81,19 @@ class CVAE(BaseEstimator):
         Training shard stride. None draws, each epoch, a random offset of a
         non-overlapping tiling (fast, and every pixel is seen each epoch);
         an int uses the fixed overlapping grid of that stride.
-    max_steps : int
+    max_steps : int or "auto"
         The training budget in optimiser steps (each a batch of ``batch_size``
-        shards), the same on every map: shards are drawn from random tilings of
-        the map until the budget is spent (a small map is visited many times, a
-        large one partly), so the time of a fit does not grow with the map. The
-        validation loss is measured every ``validation_every`` steps; see
-        ``early_stopping``. Ignored when ``epochs`` is given.
+        shards): shards are drawn from random tilings of the map until the
+        budget is spent (a small map is visited many times, a large one
+        partly), so the time of a fit does not grow with the map. ``"auto"``
+        (the default): ``DEFAULT_STEPS`` (400) for shards of 24 × 24 pixels,
+        scaled by ``(24 / S)²`` for smaller shards ``S`` (900 for 16, 3600
+        for 8), so that a fit shows the network as many spectra on a small
+        measured map as on a large one
+        (:func:`~hyperspy_cvae.cvae.training.auto_max_steps`); the budget
+        used is ``max_steps_``. The validation loss is measured every
+        ``validation_every`` steps; see ``early_stopping``. Ignored when
+        ``epochs`` is given.
     validation_every : int
         Optimiser steps between two measures of the validation loss (the
         progress bar's update, a point of ``history_``, one step of the
@@ -120,8 +123,11 @@ class CVAE(BaseEstimator):
         shards get zero weight on those pixels); 0 disables it. Maps with
         fewer than 4 tiles train without validation.
     early_stopping : bool
-        Stop when the validation loss (the training loss without validation)
-        has not improved for ``patience`` measures; the best weights are kept.
+        Stop when the validation loss has not improved for ``patience``
+        measures; the best weights are kept. Without validation tiles
+        (``validation_fraction=0``, or a map of fewer than 4 tiles) the whole
+        budget is trained and the last weights are kept: the training loss
+        of a few batches is too noisy to tell convergence.
         The validation tiles are at most 64 (``sampling.MAX_VALIDATION_SHARDS``), so a
         measure costs the same on every map.
     patience : int
@@ -151,7 +157,7 @@ class CVAE(BaseEstimator):
     2
     """
 
-    def __init__(self, latent_dim=48, beta=1.2, shard_size="auto", stride=None, max_steps=DEFAULT_STEPS,
+    def __init__(self, latent_dim=48, beta=1.2, shard_size="auto", stride=None, max_steps="auto",
                  validation_every=25, epochs=None, batch_size=2, learning_rate=1e-3, loss="poisson",
                  widths=(8, 16, 32, 32), validation_fraction=0.1, early_stopping=True, patience=6,
                  augment=True, device="auto", random_state=None, show_progressbar=None,
@@ -196,9 +202,12 @@ class CVAE(BaseEstimator):
             raise ValueError(f"`stride` must be in [1, shard_size], got {self.stride}.")
         budget = ("epochs",) if self.epochs is not None else ("max_steps", "validation_every")
         for name in budget + ("batch_size",):
+            if name == "max_steps" and isinstance(self.max_steps, str) and self.max_steps == "auto":
+                continue
             value = getattr(self, name)
             if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < 1:
-                raise ValueError(f"`{name}` must be an integer >= 1, got {value!r}.")
+                also = " or 'auto'" if name == "max_steps" else ""
+                raise ValueError(f"`{name}` must be an integer >= 1{also}, got {value!r}.")
         if not 0 <= float(self.validation_fraction) < 0.5:
             raise ValueError("`validation_fraction` must be in [0, 0.5).")
         if float(self.beta) < 0 or int(self.latent_dim) < 1:
@@ -286,6 +295,7 @@ class CVAE(BaseEstimator):
             raise TypeError("X is complex; the CVAE needs real counts (take `.real` or `abs()` first).")
         ny, nx, n_e = X.shape
         s = self.shard_size_ = resolve_shard_size(self.shard_size, (ny, nx))
+        self.max_steps_ = None if self.epochs is not None else auto_max_steps(self.max_steps, s)
         if self.stride is not None and int(self.stride) > s:
             raise ValueError(f"`stride` ({self.stride}) exceeds the shard size ({s}).")
         if min(ny, nx) < 8:

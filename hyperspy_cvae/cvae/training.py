@@ -19,9 +19,31 @@ import torch
 from .guards import grads_finite
 from .sampling import make_batch
 
-__all__ = ["batch_stream", "train"]
+__all__ = ["DEFAULT_STEPS", "auto_max_steps", "batch_stream", "train"]
 
 _logger = logging.getLogger(__name__)
+
+#: Training budget of ``max_steps="auto"`` on shards of 24 × 24 pixels, in optimiser steps.
+DEFAULT_STEPS = 400
+
+
+def auto_max_steps(max_steps, shard_size):
+    """The step budget of ``max_steps`` for shards of ``shard_size`` pixels a side: an int as it is;
+    ``"auto"``: ``DEFAULT_STEPS · (24 / S)²`` (at least ``DEFAULT_STEPS``), i.e. as many spectra
+    seen as ``DEFAULT_STEPS`` batches of 24 × 24 shards.
+
+    A shard of 8 × 8 pixels holds a ninth of the spectra of one of 24 × 24; with the same number of
+    steps, a small measured map's model stayed far from its data (a 20 × 20 Si L map: χ² per
+    channel 16.8 after 400 steps, 2.6 after 3600; ``benchmarks/NOTES.md`` §19).
+
+    Examples
+    --------
+    >>> [auto_max_steps("auto", s) for s in (24, 20, 16, 8)], auto_max_steps(50, 8)
+    ([400, 576, 900, 3600], 50)
+    """
+    if isinstance(max_steps, str) and max_steps == "auto":
+        return max(DEFAULT_STEPS, math.ceil(DEFAULT_STEPS * (24 / int(shard_size)) ** 2))
+    return int(max_steps)
 
 
 def batch_stream(next_positions, rng, batch_size):
@@ -48,14 +70,15 @@ def train(est, model, arrays, next_positions, val_pos, val_arrays, rng, failure,
         n_intervals, total, unit = int(est.epochs), int(est.epochs), "epoch"
     else:
         every = int(est.validation_every)
-        n_intervals, total, unit = math.ceil(int(est.max_steps) / every), int(est.max_steps), "step"
+        budget = int(est.max_steps_)
+        n_intervals, total, unit = math.ceil(budget / every), budget, "step"
         stream = batch_stream(next_positions, rng, bs)
 
     def interval_batches(k):
         if by_epoch:
             pos = next_positions(rng)
             return (pos[i:i + bs] for i in range(0, len(pos), bs))
-        return (next(stream) for _ in range(min(every, int(est.max_steps) - k * every)))
+        return (next(stream) for _ in range(min(every, budget - k * every)))
 
     def validation_loss(model, epoch):
         model.eval()
@@ -75,6 +98,12 @@ def train(est, model, arrays, next_positions, val_pos, val_arrays, rng, failure,
                                                        eta_min=float(est.learning_rate) / 20)
     history = {"train_loss": [], "val_loss": [], "kl": [], "seconds": [], "steps": []}
     best, best_state, bad = np.inf, None, 0
+    # Early stopping needs held-out tiles: the training loss of a few batches is too noisy to tell
+    # convergence (it stopped a 20 × 20 map's fits at half the budget, far from its data).
+    stop_early = bool(est.early_stopping) and val_pos is not None
+    if est.early_stopping and val_pos is None:
+        _logger.info("No validation tiles (validation_fraction=0 or a small map): the whole budget "
+                     "is trained, without early stopping.")
     use_amp = est.device_.type == "cuda"
     bar = tqdm(total=total, disable=not show, desc="Training CVAE", unit=unit)
     t_start = time.perf_counter()
@@ -118,13 +147,13 @@ def train(est, model, arrays, next_positions, val_pos, val_arrays, rng, failure,
                 best_state = copy.deepcopy(model.state_dict())
             else:
                 bad += 1
-                if est.early_stopping and bad >= int(est.patience):
+                if stop_early and bad >= int(est.patience):
                     _logger.info("Early stopping after %d %ss (no improvement in %d measures "
                                  "of the validation loss).", n_steps if not by_epoch else epoch + 1,
                                  unit, bad)
                     break
     finally:
         bar.close()
-    if est.early_stopping and best_state is not None:
+    if stop_early and best_state is not None:
         model.load_state_dict(best_state)
     return history, n_steps
