@@ -85,7 +85,8 @@ class CVAEEELSSpectrum(InjectMethods, LatentMethods, PlotMethods, EELSSpectrum):
             48 pixels a side or more, down to 8 on small maps),
             ``stride``, ``max_steps`` ("auto": 400 optimiser steps with shards of
             24, up to 3600 with shards of 8: the training budget),
-            ``validation_every`` (25), ``epochs`` (None: a
+            ``validation_every`` ("auto": 25 steps with shards of 24, scaled
+            likewise), ``epochs`` (None: a
             budget in passes over the map instead), ``batch_size`` (2),
             ``learning_rate`` (1e-3), ``loss`` ("poisson", or the paper's
             "ce"), ``widths``, ``validation_fraction`` (0.1),

@@ -102,3 +102,13 @@ def test_without_validation_tiles_the_whole_budget_is_trained(caplog):
 def test_auto_budget_is_refused_misspelt():
     with pytest.raises(ValueError, match="integer >= 1 or 'auto'"):
         CVAE(max_steps="Auto").fit(_cube(16))
+
+
+def test_auto_interval_between_measures_scales_like_the_budget(monkeypatch):
+    import hyperspy_cvae.cvae.training as training
+
+    monkeypatch.setattr(training, "DEFAULT_STEPS", 4)
+    cvae = CVAE(latent_dim=8, random_state=0, show_progressbar=False).fit(_cube(16))
+    assert cvae.validation_every_ == 225 and cvae.history_["steps"] == [36]  # the budget in one measure
+    back = CVAE(max_steps=6, validation_every=2, latent_dim=8, random_state=0, show_progressbar=False)
+    assert back.fit(_cube(16)).history_["steps"] == [2, 4, 6]

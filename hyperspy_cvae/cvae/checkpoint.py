@@ -222,7 +222,7 @@ PARAM_SCHEMA = {
     "stride": _optional(lambda v, f: _int(v, f, 1, _MAX_SHARD)),
     "epochs": _optional(lambda v, f: _int(v, f, 1, _MAX_COUNT)),
     "max_steps": lambda v, f: v if v == "auto" else _int(v, f, 1, _MAX_COUNT),
-    "validation_every": lambda v, f: _int(v, f, 1, _MAX_COUNT),
+    "validation_every": lambda v, f: v if v == "auto" else _int(v, f, 1, _MAX_COUNT),
     "batch_size": lambda v, f: _int(v, f, 1, _MAX_COUNT),
     "learning_rate": lambda v, f: _num(v, f, 0.0, 1e3, lo_open=True),
     "loss": _choice("poisson", "ce"),

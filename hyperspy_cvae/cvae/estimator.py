@@ -26,7 +26,7 @@ from .losses import cross_entropy_loss, kl_divergence, poisson_nll_loss
 from .model import CVAE3D, count_macs
 from .sampling import (eager_data, normalise_spectra, resolve_shard_size, shard_cache,
                        validation_blocks)
-from .training import DEFAULT_STEPS, auto_max_steps, train
+from .training import DEFAULT_EVERY, DEFAULT_STEPS, auto_steps, train
 
 __all__ = ["CVAE"]
 
@@ -90,14 +90,17 @@ class CVAE(BaseEstimator):
         scaled by ``(24 / S)²`` for smaller shards ``S`` (900 for 16, 3600
         for 8), so that a fit shows the network as many spectra on a small
         measured map as on a large one
-        (:func:`~hyperspy_cvae.cvae.training.auto_max_steps`); the budget
+        (:func:`~hyperspy_cvae.cvae.training.auto_steps`); the budget
         used is ``max_steps_``. The validation loss is measured every
         ``validation_every`` steps; see ``early_stopping``. Ignored when
         ``epochs`` is given.
-    validation_every : int
+    validation_every : int or "auto"
         Optimiser steps between two measures of the validation loss (the
         progress bar's update, a point of ``history_``, one step of the
-        learning-rate schedule) when the budget is ``max_steps``.
+        learning-rate schedule) when the budget is ``max_steps``. ``"auto"``
+        (the default): 25 for shards of 24, scaled like ``max_steps`` (225
+        for shards of 8), so that every fit has the same schedule counted in
+        spectra seen; the interval used is ``validation_every_``.
     epochs : int, optional
         A budget in passes over the map instead (one random tiling each, so the
         number of steps grows with the map's area): the validation loss is then
@@ -158,7 +161,7 @@ class CVAE(BaseEstimator):
     """
 
     def __init__(self, latent_dim=48, beta=1.2, shard_size="auto", stride=None, max_steps="auto",
-                 validation_every=25, epochs=None, batch_size=2, learning_rate=1e-3, loss="poisson",
+                 validation_every="auto", epochs=None, batch_size=2, learning_rate=1e-3, loss="poisson",
                  widths=(8, 16, 32, 32), validation_fraction=0.1, early_stopping=True, patience=6,
                  augment=True, device="auto", random_state=None, show_progressbar=None,
                  shards_per_epoch=None):
@@ -202,11 +205,12 @@ class CVAE(BaseEstimator):
             raise ValueError(f"`stride` must be in [1, shard_size], got {self.stride}.")
         budget = ("epochs",) if self.epochs is not None else ("max_steps", "validation_every")
         for name in budget + ("batch_size",):
-            if name == "max_steps" and isinstance(self.max_steps, str) and self.max_steps == "auto":
+            if name in ("max_steps", "validation_every") and isinstance(getattr(self, name), str) \
+                    and getattr(self, name) == "auto":
                 continue
             value = getattr(self, name)
             if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < 1:
-                also = " or 'auto'" if name == "max_steps" else ""
+                also = " or 'auto'" if name in ("max_steps", "validation_every") else ""
                 raise ValueError(f"`{name}` must be an integer >= 1{also}, got {value!r}.")
         if not 0 <= float(self.validation_fraction) < 0.5:
             raise ValueError("`validation_fraction` must be in [0, 0.5).")
@@ -295,7 +299,9 @@ class CVAE(BaseEstimator):
             raise TypeError("X is complex; the CVAE needs real counts (take `.real` or `abs()` first).")
         ny, nx, n_e = X.shape
         s = self.shard_size_ = resolve_shard_size(self.shard_size, (ny, nx))
-        self.max_steps_ = None if self.epochs is not None else auto_max_steps(self.max_steps, s)
+        by_steps = self.epochs is None
+        self.max_steps_ = auto_steps(self.max_steps, s) if by_steps else None
+        self.validation_every_ = auto_steps(self.validation_every, s, DEFAULT_EVERY) if by_steps else None
         if self.stride is not None and int(self.stride) > s:
             raise ValueError(f"`stride` ({self.stride}) exceeds the shard size ({s}).")
         if min(ny, nx) < 8:

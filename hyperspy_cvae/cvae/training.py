@@ -19,18 +19,22 @@ import torch
 from .guards import grads_finite
 from .sampling import make_batch
 
-__all__ = ["DEFAULT_STEPS", "auto_max_steps", "batch_stream", "train"]
+__all__ = ["DEFAULT_STEPS", "DEFAULT_EVERY", "auto_steps", "batch_stream", "train"]
 
 _logger = logging.getLogger(__name__)
 
 #: Training budget of ``max_steps="auto"`` on shards of 24 × 24 pixels, in optimiser steps.
 DEFAULT_STEPS = 400
+#: Steps between two measures of the validation loss with ``validation_every="auto"``, shards of 24.
+DEFAULT_EVERY = 25
 
 
-def auto_max_steps(max_steps, shard_size):
-    """The step budget of ``max_steps`` for shards of ``shard_size`` pixels a side: an int as it is;
-    ``"auto"``: ``DEFAULT_STEPS · (24 / S)²`` (at least ``DEFAULT_STEPS``), i.e. as many spectra
-    seen as ``DEFAULT_STEPS`` batches of 24 × 24 shards.
+def auto_steps(value, shard_size, base=None):
+    """A number of steps for shards of ``shard_size`` pixels a side: an int as it is; ``"auto"``:
+    ``base · (24 / S)²`` (at least ``base``; default ``DEFAULT_STEPS``), i.e. as many spectra seen as ``base`` batches of
+    24 × 24 shards. With both the budget (``base=DEFAULT_STEPS``) and the interval between
+    measures (``base=DEFAULT_EVERY``) scaled, a small map's fit follows the schedule of a large
+    map's (16 measures, the same learning rates and patience), counted in spectra seen.
 
     A shard of 8 × 8 pixels holds a ninth of the spectra of one of 24 × 24; with the same number of
     steps, a small measured map's model stayed far from its data (a 20 × 20 Si L map: χ² per
@@ -38,12 +42,15 @@ def auto_max_steps(max_steps, shard_size):
 
     Examples
     --------
-    >>> [auto_max_steps("auto", s) for s in (24, 20, 16, 8)], auto_max_steps(50, 8)
+    >>> [auto_steps("auto", s) for s in (24, 20, 16, 8)], auto_steps(50, 8)
     ([400, 576, 900, 3600], 50)
+    >>> auto_steps("auto", 8, base=DEFAULT_EVERY)
+    225
     """
-    if isinstance(max_steps, str) and max_steps == "auto":
-        return max(DEFAULT_STEPS, math.ceil(DEFAULT_STEPS * (24 / int(shard_size)) ** 2))
-    return int(max_steps)
+    if isinstance(value, str) and value == "auto":
+        base = DEFAULT_STEPS if base is None else int(base)
+        return max(base, math.ceil(base * (24 / int(shard_size)) ** 2))
+    return int(value)
 
 
 def batch_stream(next_positions, rng, batch_size):
@@ -69,7 +76,7 @@ def train(est, model, arrays, next_positions, val_pos, val_arrays, rng, failure,
     if by_epoch:  # one interval = one random tiling
         n_intervals, total, unit = int(est.epochs), int(est.epochs), "epoch"
     else:
-        every = int(est.validation_every)
+        every = int(est.validation_every_)
         budget = int(est.max_steps_)
         n_intervals, total, unit = math.ceil(budget / every), budget, "step"
         stream = batch_stream(next_positions, rng, bs)
