@@ -570,7 +570,7 @@ def _fmt(mean, sd, n, digits=3):
 
 
 def _budget_text(budget):
-    from hyperspy_cvae.cvae.estimator import DEFAULT_STEPS
+    from hyperspy_cvae.cvae.training import DEFAULT_STEPS
 
     if "epochs" in budget:
         return f"max {budget['epochs']} epochs"

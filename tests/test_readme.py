@@ -64,7 +64,7 @@ def test_no_stale_api_in_readme(stale):
 
 
 def test_the_committed_run_has_the_default_budget():
-    from hyperspy_cvae.cvae.estimator import DEFAULT_STEPS
+    from hyperspy_cvae.cvae.training import DEFAULT_STEPS
 
     log = (ROOT / "benchmarks/results/run_log.txt").read_text()
     summary = (ROOT / "benchmarks/results/summary.md").read_text()

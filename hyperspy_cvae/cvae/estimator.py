@@ -26,7 +26,7 @@ from .losses import cross_entropy_loss, kl_divergence, poisson_nll_loss
 from .model import CVAE3D, count_macs
 from .sampling import (eager_data, normalise_spectra, resolve_shard_size, shard_cache,
                        validation_blocks)
-from .training import DEFAULT_EVERY, DEFAULT_STEPS, auto_steps, train
+from .training import DEFAULT_EVERY, auto_steps, train
 
 __all__ = ["CVAE"]
 
@@ -86,7 +86,7 @@ class CVAE(BaseEstimator):
         shards): shards are drawn from random tilings of the map until the
         budget is spent (a small map is visited many times, a large one
         partly), so the time of a fit does not grow with the map. ``"auto"``
-        (the default): ``DEFAULT_STEPS`` (400) for shards of 24 × 24 pixels,
+        (the default): ``training.DEFAULT_STEPS`` (400) for shards of 24 × 24 pixels,
         scaled by ``(24 / S)²`` for smaller shards ``S`` (900 for 16, 3600
         for 8), so that a fit shows the network as many spectra on a small
         measured map as on a large one
