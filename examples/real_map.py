@@ -34,7 +34,8 @@ def main(argv=None):
     ap.add_argument("--file", default=str(DEFAULT), help="a measured spectrum image or line scan")
     ap.add_argument("--edge", default="Si_L2,3", help="the edge to look at, by name")
     ap.add_argument("--out", default=".", help="output folder")
-    ap.add_argument("--quick", action="store_true", help="kept for the example tests (same run)")
+    ap.add_argument("--quick", action="store_true",
+                    help="a short training (400 steps instead of the map's budget), for the tests")
     args = ap.parse_args(argv)
     if not pathlib.Path(args.file).exists():
         print(f"{args.file} is absent (the measured data live in ../shared/realdata): nothing to do.")
@@ -44,7 +45,8 @@ def main(argv=None):
 
     s = hs.load(args.file)                      # a DM file comes in as an EELSSpectrum
     s.set_signal_type("CVAE_EELS")
-    cvae = s.fit_cvae(edge=args.edge, random_state=0)          # shard size and fit range: automatic
+    budget = dict(max_steps=400, validation_every=25) if args.quick else {}
+    cvae = s.fit_cvae(edge=args.edge, random_state=0, **budget)  # shard size and fit range: automatic
     res = s.anomaly_map("cvae", edge=args.edge)                # default score: edge shift
     print(res)
     print("fit range", s.metadata.CVAE.model.signal_range, "eV; shard", cvae.shard_size_,
