@@ -205,12 +205,11 @@ class CVAE(BaseEstimator):
             raise ValueError(f"`stride` must be in [1, shard_size], got {self.stride}.")
         budget = ("epochs",) if self.epochs is not None else ("max_steps", "validation_every")
         for name in budget + ("batch_size",):
-            if name in ("max_steps", "validation_every") and isinstance(getattr(self, name), str) \
-                    and getattr(self, name) == "auto":
+            value, auto = getattr(self, name), name in ("max_steps", "validation_every")
+            if auto and isinstance(value, str) and value == "auto":
                 continue
-            value = getattr(self, name)
             if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < 1:
-                also = " or 'auto'" if name in ("max_steps", "validation_every") else ""
+                also = " or 'auto'" if auto else ""
                 raise ValueError(f"`{name}` must be an integer >= 1{also}, got {value!r}.")
         if not 0 <= float(self.validation_fraction) < 0.5:
             raise ValueError("`validation_fraction` must be in [0, 0.5).")

@@ -31,10 +31,11 @@ DEFAULT_EVERY = 25
 
 def auto_steps(value, shard_size, base=None):
     """A number of steps for shards of ``shard_size`` pixels a side: an int as it is; ``"auto"``:
-    ``base · (24 / S)²`` (at least ``base``; default ``DEFAULT_STEPS``), i.e. as many spectra seen as ``base`` batches of
-    24 × 24 shards. With both the budget (``base=DEFAULT_STEPS``) and the interval between
-    measures (``base=DEFAULT_EVERY``) scaled, a small map's fit follows the schedule of a large
-    map's (16 measures, the same learning rates and patience), counted in spectra seen.
+    ``base · (24 / S)²`` (at least ``base``; default ``DEFAULT_STEPS``), i.e. as many spectra seen
+    as ``base`` batches of 24 × 24 shards. With both the budget (``base=DEFAULT_STEPS``) and the
+    interval between measures (``base=DEFAULT_EVERY``) scaled, a small map's fit follows the
+    schedule of a large map's (16 measures, the same learning rates and patience), counted in
+    spectra seen.
 
     A shard of 8 × 8 pixels holds a ninth of the spectra of one of 24 × 24; with the same number of
     steps, a small measured map's model stayed far from its data (a 20 × 20 Si L map: χ² per
