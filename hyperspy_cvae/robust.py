@@ -16,7 +16,7 @@ import warnings
 
 import numpy as np
 
-__all__ = ["ROBUST_SCORES", "MAX_EXCLUDED", "suspected_anomalies", "fit_robust"]
+__all__ = ["ROBUST_SCORES", "MAX_EXCLUDED", "FDR", "suspected_anomalies", "fit_robust"]
 
 _logger = logging.getLogger(__name__)
 
@@ -25,9 +25,11 @@ ROBUST_SCORES = ("shift", "auto")
 #: A first pass that flags more than this share of the training pixels is not used to refit
 #: (the map is then no bulk with anomalies, and the second model would learn from too little).
 MAX_EXCLUDED = 0.5
+#: The false-discovery rate of the first pass's flags.
+FDR = 0.05
 
 
-def suspected_anomalies(signal, cvae, *, edge=None, noise="auto", fdr=0.05):
+def suspected_anomalies(signal, cvae, *, edge=None, noise="auto", fdr=FDR):
     """``(mask, by_score)``: the pixels of ``signal`` that :func:`~hyperspy_cvae.workflow.anomaly_map`
     flags with the fitted ``cvae`` at ``threshold="fdr"`` with any of :data:`ROBUST_SCORES`
     (navigation shape, array order), and how many each score flags.
@@ -73,7 +75,7 @@ def fit_robust(signal, signal_range, train_mask, *, edge, noise, **kwargs):
     base = (np.ones(flagged.shape, bool) if train_mask is None else
             pixel_mask(signal, train_mask, name="train_mask", meaning="True = learn from the pixel"))
     excluded = int((flagged & base).sum())
-    record = {"scores": list(by_score), "flagged": by_score, "fdr": 0.05, "excluded": excluded}
+    record = {"scores": list(by_score), "flagged": by_score, "fdr": FDR, "excluded": excluded}
     if excluded == 0 or excluded > MAX_EXCLUDED * base.sum():
         why = ("nothing flagged" if excluded == 0 else
                f"{excluded} of {int(base.sum())} training pixels flagged (more than {MAX_EXCLUDED:.0%})")

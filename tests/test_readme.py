@@ -96,3 +96,12 @@ def test_speed_figures_come_from_scaling_csv():
     lazy = [float(r["peak_rss_increase_mib"]) for r in rows
             if r["series"] == "nav_lazy" and r["ny"] == "1024" and r["step"] != "pca"]
     assert f"on the lazy 1024² cube the fit and the map stay within {max(lazy):.0f} MiB" in README
+
+
+def test_auto_budget_figures_come_from_the_code():
+    from hyperspy_cvae.cvae.training import auto_steps
+
+    big, small = auto_steps("auto", 24), auto_steps("auto", 8)
+    assert f"`max_steps=\"auto\"`: {big} with\n  shards of 24 × 24 pixels" in README
+    assert f"up to {small} with shards of 8" in README
+    assert f"`max_steps=\"auto\"`: {big} with shards of 24,\n  {small} with shards of 8" in README

@@ -106,7 +106,7 @@ class ShardCanvas:
         self.shape = tuple(shape)
         self.shard_size = int(shard_size)
         self.weights = blend_weights(self.shard_size) if weights is None else np.asarray(weights)
-        self._acc = self._wsum = self._tmp = None
+        self._acc = self._wsum = self._w = self._wexp = self._tmp = None  # allocated by the first add()
 
     def add(self, shards, pairs):
         """Blend ``shards`` (N, S, S, ...) whose top-left corners are ``pairs`` ((y, x), N of them)."""

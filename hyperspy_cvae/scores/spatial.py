@@ -461,9 +461,7 @@ def resolve_scales(spatial):
     """
     if spatial is None or spatial is False:
         return None
-    if isinstance(spatial, str):
-        if spatial != "auto":
-            raise ValueError(f"`spatial` must be None, 'auto' or a sequence of odd box sizes, got {spatial!r}.")
+    if isinstance(spatial, str) and spatial == "auto":
         return SCALES
     if not isinstance(spatial, (tuple, list)):
         raise ValueError(f"`spatial` must be None, 'auto' or a sequence of odd box sizes, got {spatial!r}.")
