@@ -194,12 +194,12 @@ def cvae_decomposition(signal, cvae, *, stride=None, batch_size=None, device="au
     blend = _blend(blend, stride, s_size)
     # The model travels once per worker (scattered), never pickled into every task.
     payload = ModelHandle(cvae, device) if active_client() is not None else cvae
+    show = preferences.General.show_progressbar if show_progressbar is None else show_progressbar
     recon, latents, grid = map_shards(cropped.data, partial(forward_block, batch_size=batch_size),
                                       shard_size=s_size, stride=stride, n_out=cvae.n_channels_,
                                       chunk=chunk, latent_dim=int(cvae.latent_dim), payload=payload,
-                                      prepare=prepare_block, blend=blend)
+                                      prepare=prepare_block, blend=blend, show_progressbar=bool(show))
     if not signal._lazy:
-        show = preferences.General.show_progressbar if show_progressbar is None else show_progressbar
         recon, latents = compute_eager(recon, latents, show)
     provenance = model_provenance(cvae)
     rec = cropped._deepcopy_with_new_data(recon)

@@ -10,6 +10,8 @@ from __future__ import annotations
 import io
 import logging
 import sys
+from functools import partial
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -96,17 +98,12 @@ def plan_blocks(arr, *, shard_size, stride, chunk=None):
         _logger.info("The energy axis is split into %d chunks; rechunking it into one (each shard "
                      "needs whole spectra).", len(arr.chunks[2]))
         arr = arr.rechunk({2: -1})
-    if chunk is not None:
-        cy, cx = (chunk, chunk) if np.ndim(chunk) == 0 else chunk
-        block = tuple(max(stride, int(round(int(c) / stride)) * stride) for c in (cy, cx))
-    else:
+    block = _block_size(chunk, stride, s)
+    if chunk is None:
         own = tuple(_suitable_chunks(arr.chunks[i], stride, s) for i in (0, 1))
-        single = all(len(arr.chunks[i]) == 1 for i in (0, 1))
         if all(c is not None for c in own):
             return arr, own
-        default = max(stride, int(round(4 * s / stride)) * stride)
-        block = (default, default)
-        if single:  # an in-memory array (or one chunk): nothing to align
+        if all(len(arr.chunks[i]) == 1 for i in (0, 1)):  # one chunk: nothing to align
             return arr, block
     if tuple(arr.chunks[0][:-1]) != (block[0],) * (len(arr.chunks[0]) - 1) or \
             tuple(arr.chunks[1][:-1]) != (block[1],) * (len(arr.chunks[1]) - 1) or \
@@ -121,6 +118,16 @@ def plan_blocks(arr, *, shard_size, stride, chunk=None):
                 block[1], block[0])
         arr = arr.rechunk({0: block[0], 1: block[1]})
     return arr, block
+
+
+def _block_size(chunk, stride, shard_size):
+    """Block size (y, x) in pixels of :func:`plan_blocks` for data without suitable chunks:
+    ``chunk`` rounded to a multiple of ``stride``, or about 4 shards."""
+    if chunk is None:
+        default = max(stride, int(round(4 * shard_size / stride)) * stride)
+        return default, default
+    cy, cx = (chunk, chunk) if np.ndim(chunk) == 0 else chunk
+    return tuple(max(stride, int(round(int(c) / stride)) * stride) for c in (cy, cx))
 
 
 def _broadcast(payload):
@@ -140,7 +147,7 @@ def _block_edges(n_padded, chunk):
 
 
 def map_shards(data, func, *, shard_size, stride, n_out, chunk=None, latent_dim=None,
-               out_dtype=np.float32, payload=None, prepare=None, blend="full"):
+               out_dtype=np.float32, payload=None, prepare=None, blend="full", show_progressbar=False):
     """Apply ``func`` to every shard of a (lazy) cube and stitch the results.
 
     This is the streaming engine behind :meth:`CVAEEELSSpectrum.cvae_decomposition`.
@@ -189,17 +196,22 @@ def map_shards(data, func, *, shard_size, stride, n_out, chunk=None, latent_dim=
         grid form a full grid of stride ``shard_size``). Skipped shards have NaN
         latents.
 
+    show_progressbar : bool
+        A progress bar over the blocks of an in-memory ``data`` (lazy blocks report through dask's
+        progress bar when they are computed).
+
     Returns
     -------
     recon : dask array (ny, nx, n_out)
+        A NumPy array when ``data`` is a NumPy array and no distributed client is active: the
+        blocks then run in a plain loop, without a dask graph (whose first build in a process
+        imports ``dask.distributed``, a few tenths of a second), block for block the same
+        computation.
     latents : dask array (gy, gx, latent_dim) or None
-        Outputs of ``func`` for every grid shard, on the grid.
+        Outputs of ``func`` for every grid shard, on the grid (NumPy like ``recon``).
     grid : dict
         ``pos_y``, ``pos_x`` (top-left positions in pixels) and padding.
     """
-    import dask
-    import dask.array as da
-
     s = int(shard_size)
     if stride < 1 or s % stride:
         raise ValueError(f"`stride` must divide the shard size {s}, got {stride}.")
@@ -208,70 +220,116 @@ def map_shards(data, func, *, shard_size, stride, n_out, chunk=None, latent_dim=
     quincunx = blend == "quincunx"
     if quincunx and 2 * stride != s:
         raise ValueError(f"blend='quincunx' needs a stride of half the shard ({s // 2}), got {stride}.")
-    arr = da.asarray(data)
-    arr, (cy, cx) = plan_blocks(arr, shard_size=s, stride=stride, chunk=chunk)
+    eager = isinstance(data, np.ndarray) and active_client() is None
+    if eager:
+        arr, (cy, cx) = data, _block_size(chunk, stride, s)
+    else:
+        import dask.array as da
+
+        arr, (cy, cx) = plan_blocks(da.asarray(data), shard_size=s, stride=stride, chunk=chunk)
     ny, nx = arr.shape[:2]
     py, px = grid_padding(ny, s, stride), grid_padding(nx, s, stride)
     if quincunx:  # an odd number of shards per axis: the even rows and columns span the map
         py += stride * (((ny + py - s) // stride) % 2)
         px += stride * (((nx + px - s) // stride) % 2)
     if py or px:
-        arr = da.pad(arr, ((0, py), (0, px), (0, 0)), mode="symmetric")
+        pad = ((0, py), (0, px), (0, 0))
+        arr = np.pad(arr, pad, mode="symmetric") if eager else da.pad(arr, pad, mode="symmetric")
     nyp, nxp = ny + py, nx + px
     pos_y, pos_x = shard_positions(nyp, s, stride), shard_positions(nxp, s, stride)
-    shared = _broadcast(payload) if payload is not None else None
-
-    @dask.delayed(pure=True)
-    def _block(ext, shared, oy, ox, core_y, core_x, py_loc, px_loc, lat_y, lat_x):
-        ext = np.asarray(ext)
-        keep = (checkerboard(len(py_loc), len(px_loc), (oy // stride, ox // stride),
-                             (len(pos_y), len(pos_x))) if quincunx else None)
-        parts = (ext,) if prepare is None else prepare(ext)
-        pairs = shard_pairs(py_loc, px_loc, keep)
-        canvas = ShardCanvas(ext.shape[:2] + (n_out,), s)
-        group = max(1, _GROUP_BYTES // max(1, s * s * sum(a[0, 0].nbytes for a in parts)))
-        lats = []
-        for i in range(0, len(pairs), group):  # cut, run and blend a few shards at a time
-            batch = pairs[i:i + group]
-            shards = [cut_shards(a, batch, s) for a in parts]
-            out, lat = func(*shards) if shared is None else func(shared, *shards)
-            canvas.add(out, batch)
-            lats.append(lat)
-        rec = canvas.result()[core_y[0] - oy:core_y[1] - oy, core_x[0] - ox:core_x[1] - ox]
-        lat = None if any(v is None for v in lats) else np.concatenate(lats)
-        lat_block = None
-        if lat is not None:
-            if keep is not None:
-                full = np.full((keep.size, lat.shape[-1]), np.nan, dtype=lat.dtype)
-                full[keep.ravel()] = lat
-                lat = full
-            lat = lat.reshape(len(py_loc), len(px_loc), -1)
-            lat_block = lat[np.ix_(lat_y, lat_x)]
-        return rec.astype(out_dtype, copy=False), lat_block
-
-    rec_rows, lat_rows = [], []
+    spec = _BlockSpec(func, prepare, s, stride, quincunx, (len(pos_y), len(pos_x)), n_out, out_dtype)
+    blocks = []  # ((ya, yb), (xa, xb)) and the arguments of _run_block after the data and payload
     for (ya, yb) in _block_edges(nyp, cy):
-        rec_row, lat_row = [], []
         for (xa, xb) in _block_edges(nxp, cx):
             sel_y = pos_y[(pos_y < yb) & (pos_y + s > ya)]
             sel_x = pos_x[(pos_x < xb) & (pos_x + s > xa)]
             oy, ox = int(sel_y[0]), int(sel_x[0])
-            ey, ex = int(sel_y[-1]) + s, int(sel_x[-1]) + s
-            ext = arr[oy:ey, ox:ex]
             own_y = np.nonzero((sel_y >= ya) & (sel_y < yb))[0]
             own_x = np.nonzero((sel_x >= xa) & (sel_x < xb))[0]
-            res = _block(ext, shared, oy, ox, (ya, yb), (xa, xb), sel_y - oy, sel_x - ox, own_y, own_x)
-            rec_row.append(da.from_delayed(res[0], shape=(yb - ya, xb - xa, n_out), dtype=out_dtype))
+            blocks.append(((ya, yb), (xa, xb), (slice(oy, int(sel_y[-1]) + s), slice(ox, int(sel_x[-1]) + s)),
+                           (oy, ox, (ya, yb), (xa, xb), sel_y - oy, sel_x - ox, own_y, own_x)))
+    grid = {"pos_y": pos_y, "pos_x": pos_x, "pad": (py, px)}
+    if eager:
+        from tqdm.auto import tqdm
+
+        recon = np.empty((nyp, nxp, n_out), out_dtype)
+        latents = None
+        for (ya, yb), (xa, xb), (gy, gx), args in tqdm(blocks, desc="Shards", unit="block",
+                                                       disable=not show_progressbar, leave=False):
+            rec, lat = _run_block(spec, arr[gy, gx], payload, *args)
+            recon[ya:yb, xa:xb] = rec
             if latent_dim:
-                lat_row.append(da.from_delayed(res[1], shape=(len(own_y), len(own_x), latent_dim),
-                                               dtype=np.float32))
-        rec_rows.append(rec_row)
-        lat_rows.append(lat_row)
-    recon = da.concatenate([da.concatenate(r, axis=1) for r in rec_rows], axis=0)[:ny, :nx]
+                if latents is None:
+                    latents = np.empty((len(pos_y), len(pos_x), latent_dim), np.float32)
+                latents[np.ix_(_grid_rows(pos_y, ya, yb), _grid_rows(pos_x, xa, xb))] = lat
+        return recon[:ny, :nx], latents, grid
+
+    import dask
+
+    shared = _broadcast(payload) if payload is not None else None
+    run = dask.delayed(partial(_run_block, spec), pure=True)
+    rec_rows, lat_rows = {}, {}
+    for (ya, yb), (xa, xb), (gy, gx), args in blocks:
+        res = run(arr[gy, gx], shared, *args)
+        rec_rows.setdefault(ya, []).append(da.from_delayed(res[0], shape=(yb - ya, xb - xa, n_out),
+                                                           dtype=out_dtype))
+        if latent_dim:
+            lat_rows.setdefault(ya, []).append(da.from_delayed(res[1], shape=(len(args[6]), len(args[7]),
+                                                                              latent_dim), dtype=np.float32))
+    recon = da.concatenate([da.concatenate(r, axis=1) for r in rec_rows.values()], axis=0)[:ny, :nx]
     latents = None
     if latent_dim:
-        latents = da.concatenate([da.concatenate(r, axis=1) for r in lat_rows], axis=0)
-    return recon, latents, {"pos_y": pos_y, "pos_x": pos_x, "pad": (py, px)}
+        latents = da.concatenate([da.concatenate(r, axis=1) for r in lat_rows.values()], axis=0)
+    return recon, latents, grid
+
+
+def _grid_rows(pos, a, b):
+    """Indices of the grid shards whose top-left position lies in the block ``[a, b)``."""
+    return np.nonzero((pos >= a) & (pos < b))[0]
+
+
+class _BlockSpec(NamedTuple):
+    """What every block of :func:`map_shards` shares."""
+    func: object
+    prepare: object
+    shard_size: int
+    stride: int
+    quincunx: bool
+    grid_shape: tuple
+    n_out: int
+    out_dtype: object
+
+
+def _run_block(spec, ext, shared, oy, ox, core_y, core_x, py_loc, px_loc, lat_y, lat_x):
+    """One block of :func:`map_shards`: cut the shards of ``ext`` (the block and its halo) a group
+    at a time, run ``spec.func`` on them and blend them; returns the block's reconstruction and the
+    latents of the shards it owns."""
+    s, stride = spec.shard_size, spec.stride
+    ext = np.asarray(ext)
+    keep = checkerboard(len(py_loc), len(px_loc), (oy // stride, ox // stride), spec.grid_shape) \
+        if spec.quincunx else None
+    parts = (ext,) if spec.prepare is None else spec.prepare(ext)
+    pairs = shard_pairs(py_loc, px_loc, keep)
+    canvas = ShardCanvas(ext.shape[:2] + (spec.n_out,), s)
+    group = max(1, _GROUP_BYTES // max(1, s * s * sum(a[0, 0].nbytes for a in parts)))
+    lats = []
+    for i in range(0, len(pairs), group):  # cut, run and blend a few shards at a time
+        batch = pairs[i:i + group]
+        shards = [cut_shards(a, batch, s) for a in parts]
+        out, lat = spec.func(*shards) if shared is None else spec.func(shared, *shards)
+        canvas.add(out, batch)
+        lats.append(lat)
+    rec = canvas.result()[core_y[0] - oy:core_y[1] - oy, core_x[0] - ox:core_x[1] - ox]
+    lat = None if any(v is None for v in lats) else np.concatenate(lats)
+    lat_block = None
+    if lat is not None:
+        if keep is not None:
+            full = np.full((keep.size, lat.shape[-1]), np.nan, dtype=lat.dtype)
+            full[keep.ravel()] = lat
+            lat = full
+        lat = lat.reshape(len(py_loc), len(px_loc), -1)
+        lat_block = lat[np.ix_(lat_y, lat_x)]
+    return rec.astype(spec.out_dtype, copy=False), lat_block
 
 
 class ModelHandle:
@@ -338,9 +396,12 @@ def forward_block(model, p_shards, total_shards, batch_size=None):
 
 def compute_eager(recon, latents, show_progressbar):
     """Compute dask results for an eager signal: on the distributed client if one is active,
-    otherwise with the synchronous scheduler (torch already uses all cores)."""
+    otherwise with the synchronous scheduler (torch already uses all cores). NumPy results (what
+    :func:`map_shards` gives for in-memory data) are returned as they are."""
     import dask
 
+    if isinstance(recon, np.ndarray):  # map_shards ran the blocks already
+        return recon, latents
     if active_client() is not None:
         return dask.compute(recon, latents)
     if show_progressbar:

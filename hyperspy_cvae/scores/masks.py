@@ -8,6 +8,7 @@ from .._arrays import compute_all
 from .._stats import robust_sd
 from .._maps import navigation_map
 from .._validation import check_counts, energy_window
+from .threshold import otsu_threshold
 
 __all__ = ["edge_free_mask", "leave_out"]
 
@@ -17,7 +18,7 @@ def edge_free_mask(signal, edge=None, pre_edge=None, *, min_separation=2.0):
 
     The edge-jump ratio — mean counts in ``edge`` over mean counts in
     ``pre_edge`` — is computed per pixel and split in two by Otsu's threshold
-    (scikit-image). The two classes count as separate populations only if their
+    (:func:`~hyperspy_cvae.scores.threshold.otsu_threshold`). The two classes count as separate populations only if their
     medians differ by at least ``min_separation`` times the sum of their robust
     standard deviations (1.4826 × MAD); then each pixel goes to the class whose
     median is fewer of that class's robust s.d. away, and the low class is
@@ -59,8 +60,6 @@ def edge_free_mask(signal, edge=None, pre_edge=None, *, min_separation=2.0):
     >>> int(edge_free_mask(bifeo3_si((48, 48), random_state=0)).data.sum())   # Fe everywhere
     0
     """
-    from skimage.filters import threshold_otsu
-
     from ..edges import resolve_window, white_line_windows
 
     if edge is None or isinstance(edge, str):
@@ -86,7 +85,7 @@ def edge_free_mask(signal, edge=None, pre_edge=None, *, min_separation=2.0):
             "min_separation": float(min_separation)}
     mask, two = np.zeros(ratio.shape, bool), False
     if np.ptp(ratio) > 0:
-        t = float(threshold_otsu(ratio))
+        t = otsu_threshold(ratio)
         lo, hi = ratio[ratio < t], ratio[ratio >= t]
         spread = max(robust_sd(lo) + robust_sd(hi), 1e-12 * abs(t))
         sep = (float(np.median(hi)) - float(np.median(lo))) / spread

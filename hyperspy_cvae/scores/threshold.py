@@ -11,7 +11,7 @@ from .._arrays import values_of
 from .._maps import navigation_map
 from .._stats import robust_sd
 
-__all__ = ["score_direction", "unimodality_test", "threshold_anomalies"]
+__all__ = ["score_direction", "otsu_threshold", "unimodality_test", "threshold_anomalies"]
 
 _logger = logging.getLogger(__name__)
 
@@ -38,6 +38,52 @@ def score_direction(score, anomalous=None):
     if anomalous not in ("low", "high"):
         raise ValueError(f"`anomalous` must be 'low' or 'high', got {anomalous!r}.")
     return anomalous
+
+
+def otsu_threshold(values, nbins=256):
+    """Otsu's threshold of ``values``: the histogram bin centre that maximises the between-class
+    variance ``w₁ w₂ (m₁ − m₂)²`` of the two classes it separates.
+
+    The histogram has ``nbins`` equal bins from the smallest to the largest value (NumPy's edges,
+    in the values' own float type); the threshold is the centre of the last bin of the lower
+    class, as in ``skimage.filters.threshold_otsu`` for float data (same floats). All values
+    equal: that value. Integer values are taken as float64.
+
+    Parameters
+    ----------
+    values : array_like
+        Finite values (any shape).
+    nbins : int
+        Number of histogram bins.
+
+    Returns
+    -------
+    float
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> x = np.concatenate([rng.normal(0.0, 1.0, 900), rng.normal(8.0, 1.0, 100)])
+    >>> 2.0 < otsu_threshold(x) < 6.0
+    True
+    >>> otsu_threshold([3.0, 3.0])
+    3.0
+    """
+    x = np.asarray(values).ravel()
+    if not np.issubdtype(x.dtype, np.floating):
+        x = x.astype(np.float64)
+    if not x.size:
+        raise ValueError("Otsu's threshold needs at least one value.")
+    if np.all(x == x[0]):
+        return float(x[0])
+    counts, edges = np.histogram(x, bins=int(nbins))
+    centres = (edges[:-1] + edges[1:]) / 2.0
+    w1 = np.cumsum(counts)
+    w2 = np.cumsum(counts[::-1])[::-1]
+    m1 = np.cumsum(counts * centres) / w1
+    m2 = (np.cumsum((counts * centres)[::-1]) / w2[::-1])[::-1]
+    between = w1[:-1] * w2[1:] * (m1[:-1] - m2[1:]) ** 2
+    return float(centres[np.argmax(between)])
 
 
 def unimodality_test(scores, *, anomalous="low", nbins=256, smooth=2.0, max_valley_ratio=0.8,
@@ -171,7 +217,7 @@ def threshold_anomalies(score, method="otsu", *, unimodality=True, anomalous=Non
     First :func:`unimodality_test` decides whether the scores have a separate
     anomalous mode. If they do not, the mask is all False (clean data yields no
     anomalies) and ``metadata.CVAE.threshold.decision`` says so. Otherwise the
-    threshold is Otsu's (``skimage.filters.threshold_otsu``) on the scores.
+    threshold is Otsu's (:func:`otsu_threshold`) on the scores.
 
     Parameters
     ----------
@@ -216,9 +262,7 @@ def threshold_anomalies(score, method="otsu", *, unimodality=True, anomalous=Non
     if not finite.size:
         thr = float("nan")
     elif isinstance(method, str):
-        from skimage.filters import threshold_otsu
-
-        thr = float(threshold_otsu(finite)) if np.ptp(finite) > 0 else float(finite.max())
+        thr = otsu_threshold(finite)
     else:
         thr = float(method)
     rule = "otsu" if isinstance(method, str) else "fixed"
