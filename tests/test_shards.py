@@ -69,3 +69,39 @@ def test_quincunx_needs_the_half_shard_stride():
     with pytest.raises(ValueError, match="half the shard"):
         map_shards(np.zeros((16, 16, 3)), lambda s: (s, None), shard_size=8, stride=2, n_out=3,
                    blend="quincunx")
+
+
+@pytest.mark.parametrize("blend,chunk", [("full", 16), ("quincunx", None), ("quincunx", 24)])
+def test_in_memory_maps_run_without_dask_and_give_the_same_floats(blend, chunk):
+    """A NumPy cube runs its blocks in a plain loop (no dask graph): the same reconstruction and
+    latents, bit for bit, as the same cube through dask."""
+    cube = np.random.default_rng(5).normal(size=(61, 48, 6)).astype(np.float32)
+
+    def blur(shards):  # not the identity: each output depends on the shard's neighbours
+        return shards * 0.5 + shards.mean((1, 2), keepdims=True), shards.std((1, 2, 3))[:, None]
+
+    kw = dict(shard_size=8, stride=4, n_out=6, chunk=chunk, latent_dim=1, blend=blend)
+    rec, lat, grid = map_shards(cube, blur, **kw)
+    rec_d, lat_d, grid_d = map_shards(da.from_array(cube, chunks=(61, 48, 6)), blur, **kw)
+    assert isinstance(rec, np.ndarray) and isinstance(lat, np.ndarray)
+    np.testing.assert_array_equal(rec, rec_d.compute(scheduler="synchronous"))
+    np.testing.assert_array_equal(lat, lat_d.compute(scheduler="synchronous"))
+    np.testing.assert_array_equal(grid["pos_y"], grid_d["pos_y"])
+
+
+def test_first_anomaly_map_does_not_import_distributed():
+    """An in-memory map in a fresh process: neither dask.distributed (imported by dask's first
+    graph build) nor scikit-image is imported on the way to the mask."""
+    import subprocess
+    import sys
+
+    code = ("import sys\n"
+            "from hyperspy_cvae.synthetic import bifeo3_si\n"
+            "s = bifeo3_si((24, 24), random_state=0)\n"
+            "s.fit_cvae(signal_range=(680., 740.), shard_size=8, max_steps=2, random_state=0, "
+            "show_progressbar=False)\n"
+            "r = s.anomaly_map('cvae', (690., 730.), show_progressbar=False)\n"
+            "print(sorted(m for m in ('distributed', 'skimage') if m in sys.modules))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == "[]"
