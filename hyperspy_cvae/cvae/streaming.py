@@ -197,7 +197,7 @@ def map_shards(data, func, *, shard_size, stride, n_out, chunk=None, latent_dim=
         latents.
 
     show_progressbar : bool
-        A progress bar over the blocks of an in-memory ``data`` (lazy blocks report through dask's
+        A progress bar over the block rows of an in-memory ``data`` (lazy blocks report through dask's
         progress bar when they are computed).
 
     Returns
@@ -238,54 +238,52 @@ def map_shards(data, func, *, shard_size, stride, n_out, chunk=None, latent_dim=
     nyp, nxp = ny + py, nx + px
     pos_y, pos_x = shard_positions(nyp, s, stride), shard_positions(nxp, s, stride)
     spec = _BlockSpec(func, prepare, s, stride, quincunx, (len(pos_y), len(pos_x)), n_out, out_dtype)
-    blocks = []  # ((ya, yb), (xa, xb)) and the arguments of _run_block after the data and payload
-    for (ya, yb) in _block_edges(nyp, cy):
-        for (xa, xb) in _block_edges(nxp, cx):
-            sel_y = pos_y[(pos_y < yb) & (pos_y + s > ya)]
-            sel_x = pos_x[(pos_x < xb) & (pos_x + s > xa)]
-            oy, ox = int(sel_y[0]), int(sel_x[0])
-            own_y = np.nonzero((sel_y >= ya) & (sel_y < yb))[0]
-            own_x = np.nonzero((sel_x >= xa) & (sel_x < xb))[0]
-            blocks.append(((ya, yb), (xa, xb), (slice(oy, int(sel_y[-1]) + s), slice(ox, int(sel_x[-1]) + s)),
-                           (oy, ox, (ya, yb), (xa, xb), sel_y - oy, sel_x - ox, own_y, own_x)))
-    grid = {"pos_y": pos_y, "pos_x": pos_x, "pad": (py, px)}
-    if eager:
+    if eager:  # each block written into the output as soon as it is done
         from tqdm.auto import tqdm
 
         recon = np.empty((nyp, nxp, n_out), out_dtype)
-        latents = None
-        for (ya, yb), (xa, xb), (gy, gx), args in tqdm(blocks, desc="Shards", unit="block",
-                                                       disable=not show_progressbar, leave=False):
-            rec, lat = _run_block(spec, arr[gy, gx], payload, *args)
-            recon[ya:yb, xa:xb] = rec
-            if latent_dim:
-                if latents is None:
-                    latents = np.empty((len(pos_y), len(pos_x), latent_dim), np.float32)
-                latents[np.ix_(_grid_rows(pos_y, ya, yb), _grid_rows(pos_x, xa, xb))] = lat
+        latents = np.empty((len(pos_y), len(pos_x), latent_dim), np.float32) if latent_dim else None
+
+        def run(block, oy, ox, core_y, core_x, py_loc, px_loc, own_y, own_x):
+            rec, lat = _run_block(spec, block, payload, oy, ox, core_y, core_x, py_loc, px_loc, own_y, own_x)
+            recon[core_y[0]:core_y[1], core_x[0]:core_x[1]] = rec
+            if latents is not None:  # grid index = position / stride
+                latents[np.ix_((oy + py_loc[own_y]) // stride, (ox + px_loc[own_x]) // stride)] = lat
+    else:
+        import dask
+
+        shared, latents = (_broadcast(payload) if payload is not None else None), None
+        task = dask.delayed(partial(_run_block, spec), pure=True)
+
+        def run(block, oy, ox, core_y, core_x, py_loc, px_loc, own_y, own_x):
+            res = task(block, shared, oy, ox, core_y, core_x, py_loc, px_loc, own_y, own_x)
+            rec = da.from_delayed(res[0], shape=(core_y[1] - core_y[0], core_x[1] - core_x[0], n_out),
+                                  dtype=out_dtype)
+            lat = (da.from_delayed(res[1], shape=(len(own_y), len(own_x), latent_dim), dtype=np.float32)
+                   if latent_dim else None)
+            return rec, lat
+    edges_y, edges_x = _block_edges(nyp, cy), _block_edges(nxp, cx)
+    if eager:  # lazy blocks report through dask's progress bar when computed
+        edges_y = tqdm(edges_y, desc="Shards", unit="block row", disable=not show_progressbar, leave=False)
+    rows = []  # dask: per block row, per block (reconstruction, latents of the shards it owns)
+    for (ya, yb) in edges_y:
+        row = []
+        for (xa, xb) in edges_x:
+            sel_y = pos_y[(pos_y < yb) & (pos_y + s > ya)]
+            sel_x = pos_x[(pos_x < xb) & (pos_x + s > xa)]
+            oy, ox = int(sel_y[0]), int(sel_x[0])
+            ey, ex = int(sel_y[-1]) + s, int(sel_x[-1]) + s
+            own_y = np.nonzero((sel_y >= ya) & (sel_y < yb))[0]
+            own_x = np.nonzero((sel_x >= xa) & (sel_x < xb))[0]
+            row.append(run(arr[oy:ey, ox:ex], oy, ox, (ya, yb), (xa, xb), sel_y - oy, sel_x - ox, own_y, own_x))
+        rows.append(row)
+    grid = {"pos_y": pos_y, "pos_x": pos_x, "pad": (py, px)}
+    if eager:
         return recon[:ny, :nx], latents, grid
-
-    import dask
-
-    shared = _broadcast(payload) if payload is not None else None
-    run = dask.delayed(partial(_run_block, spec), pure=True)
-    rec_rows, lat_rows = {}, {}
-    for (ya, yb), (xa, xb), (gy, gx), args in blocks:
-        res = run(arr[gy, gx], shared, *args)
-        rec_rows.setdefault(ya, []).append(da.from_delayed(res[0], shape=(yb - ya, xb - xa, n_out),
-                                                           dtype=out_dtype))
-        if latent_dim:
-            lat_rows.setdefault(ya, []).append(da.from_delayed(res[1], shape=(len(args[6]), len(args[7]),
-                                                                              latent_dim), dtype=np.float32))
-    recon = da.concatenate([da.concatenate(r, axis=1) for r in rec_rows.values()], axis=0)[:ny, :nx]
-    latents = None
+    recon = da.concatenate([da.concatenate([r for r, _ in row], axis=1) for row in rows], axis=0)[:ny, :nx]
     if latent_dim:
-        latents = da.concatenate([da.concatenate(r, axis=1) for r in lat_rows.values()], axis=0)
+        latents = da.concatenate([da.concatenate([lat for _, lat in row], axis=1) for row in rows], axis=0)
     return recon, latents, grid
-
-
-def _grid_rows(pos, a, b):
-    """Indices of the grid shards whose top-left position lies in the block ``[a, b)``."""
-    return np.nonzero((pos >= a) & (pos < b))[0]
 
 
 class _BlockSpec(NamedTuple):
