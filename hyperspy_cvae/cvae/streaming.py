@@ -238,9 +238,11 @@ def map_shards(data, func, *, shard_size, stride, n_out, chunk=None, latent_dim=
     nyp, nxp = ny + py, nx + px
     pos_y, pos_x = shard_positions(nyp, s, stride), shard_positions(nxp, s, stride)
     spec = _BlockSpec(func, prepare, s, stride, quincunx, (len(pos_y), len(pos_x)), n_out, out_dtype)
+    edges_y, edges_x = _block_edges(nyp, cy), _block_edges(nxp, cx)
     if eager:  # each block written into the output as soon as it is done
         from tqdm.auto import tqdm
 
+        edges_y = tqdm(edges_y, desc="Shards", unit="block row", disable=not show_progressbar, leave=False)
         recon = np.empty((nyp, nxp, n_out), out_dtype)
         latents = np.empty((len(pos_y), len(pos_x), latent_dim), np.float32) if latent_dim else None
 
@@ -262,9 +264,6 @@ def map_shards(data, func, *, shard_size, stride, n_out, chunk=None, latent_dim=
             lat = (da.from_delayed(res[1], shape=(len(own_y), len(own_x), latent_dim), dtype=np.float32)
                    if latent_dim else None)
             return rec, lat
-    edges_y, edges_x = _block_edges(nyp, cy), _block_edges(nxp, cx)
-    if eager:  # lazy blocks report through dask's progress bar when computed
-        edges_y = tqdm(edges_y, desc="Shards", unit="block row", disable=not show_progressbar, leave=False)
     rows = []  # dask: per block row, per block (reconstruction, latents of the shards it owns)
     for (ya, yb) in edges_y:
         row = []
