@@ -185,7 +185,8 @@ class CVAEEELSSpectrum(InjectMethods, LatentMethods, PlotMethods, EELSSpectrum):
     # -------------------------------------------------------------- anomalies
     def anomaly_map(self, method="pca", window=None, n_components=3, threshold="otsu",
                     score="shift", cvae=None, show_progressbar=None, max_shift=10.0,
-                    navigation_mask=None, edge=None, spatial=None, fdr=0.05, noise="auto", **kwargs):
+                    navigation_mask=None, edge=None, spatial=None, fdr=0.05, noise="auto",
+                    direction="both", **kwargs):
         """Score every pixel and classify anomalies.
 
         Parameters
@@ -268,6 +269,17 @@ class CVAEEELSSpectrum(InjectMethods, LatentMethods, PlotMethods, EELSSpectrum):
             by the project's benchmark (``benchmarks/`` in the source repository).
         max_shift : float
             Largest shift searched by ``score="shift"``, in eV.
+        direction : {"both", "higher", "lower"}
+            Which shifts ``score="shift"`` looks for: ``"both"`` (default), or
+            only those to ``"higher"`` or ``"lower"`` energy loss, when the
+            chemistry says which way the edge moves (a reduced transition
+            metal's L edge moves down, an oxidised one up). The score is then
+            the one-sided ``±sign(shift) · score``
+            (:func:`hyperspy_cvae.scores.directional_shift_score`): the bulk's
+            jitter of the other sign no longer competes with the anomaly, which
+            ranks it higher, most where the jitter is large; pixels shifted the
+            other way score low and are not flagged. Thresholds and ``spatial``
+            pooling then treat the score as one-sided.
         navigation_mask : array of bool (ny, nx) or Signal2D, optional
             Pixels to leave out, as in HyperSpy's ``decomposition(navigation_mask=...)``:
             True = not scored (NaN in the score map), never flagged, and not part
@@ -318,6 +330,15 @@ class CVAEEELSSpectrum(InjectMethods, LatentMethods, PlotMethods, EELSSpectrum):
         >>> sorted(r["area"] for r in res.regions if r["area"] > 9)         # the two 6 × 6 patches
         [36, 36]
 
+        A reduction moves the edge to lower energy loss: look for that sign only.
+
+        >>> down = bifeo3_si((48, 48), random_state=0).inject_shift(-1.0, n_clusters=2, random_state=1)
+        >>> z, mask = down.anomaly_map("pca", direction="lower")
+        >>> z.metadata.CVAE.score.direction, int(mask.data.sum()) >= 60
+        ('lower', True)
+        >>> int(down.anomaly_map("pca", direction="higher").mask.data.sum())   # the other way: none
+        0
+
         Film on a substrate without Fe: score only where the Fe L3 white line
         stands above the pre-edge.
 
@@ -332,7 +353,7 @@ class CVAEEELSSpectrum(InjectMethods, LatentMethods, PlotMethods, EELSSpectrum):
                                     threshold=threshold, score=score, cvae=cvae,
                                     show_progressbar=show_progressbar, max_shift=max_shift,
                                     navigation_mask=navigation_mask, edge=edge, spatial=spatial,
-                                    fdr=fdr, noise=noise, **kwargs)
+                                    fdr=fdr, noise=noise, direction=direction, **kwargs)
 
     anomaly_map.__doc__ %= SHOW_PROGRESSBAR_ARG
 

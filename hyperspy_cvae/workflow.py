@@ -314,17 +314,23 @@ def _on_line(function, signal, cvae, navigation_mask, **kwargs):
 # ------------------------------------------------------------------------ scores
 def anomaly_map(signal, method="pca", window=None, *, n_components=3, threshold="otsu",
                 score="shift", cvae=None, show_progressbar=None, max_shift=10.0, navigation_mask=None,
-                edge=None, spatial=None, fdr=0.05, noise="auto", **kwargs):
+                edge=None, spatial=None, fdr=0.05, noise="auto", direction="both", **kwargs):
     """Score every pixel and classify anomalies; see ``CVAEEELSSpectrum.anomaly_map``.
 
     Returns an :class:`~hyperspy_cvae.results.AnomalyResult`.
     """
     from .baselines import rx_map
-    from .scores import SCORES, leave_out, score_map
+    from .scores import SCORES, SHIFT_DIRECTIONS, leave_out, score_map
     from .scores.spatial import resolve_scales
 
     if score not in SCORES:
         raise ValueError(f"`score` must be one of {tuple(SCORES)}, got {score!r}.")
+    if not isinstance(direction, str) or direction not in SHIFT_DIRECTIONS:
+        raise ValueError(f"`direction` must be one of {tuple(SHIFT_DIRECTIONS)}, got {direction!r}.")
+    if direction != "both" and (score != "shift" or method == "rx"):
+        raise ValueError(f"`direction={direction!r}` selects shifts of one sign: it applies to "
+                         f"score='shift' with method 'cvae' or 'pca', not to method={method!r}, "
+                         f"score={score!r}.")
     spatial = resolve_scales(spatial)
     if not (isinstance(fdr, (int, float, np.floating)) and not isinstance(fdr, bool) and 0 < fdr < 1):
         raise ValueError(f"`fdr` (the false-discovery rate) must be a number in (0, 1), got {fdr!r}.")
@@ -332,7 +338,7 @@ def anomaly_map(signal, method="pca", window=None, *, n_components=3, threshold=
         res = _on_line(anomaly_map, signal, cvae, navigation_mask, method=method, window=window,
                        n_components=n_components, threshold=threshold, score=score,
                        show_progressbar=show_progressbar, max_shift=max_shift, edge=edge,
-                       spatial=spatial, fdr=fdr, noise=noise, **kwargs)
+                       spatial=spatial, fdr=fdr, noise=noise, direction=direction, **kwargs)
         return AnomalyResult(as_line(res.score), as_line(res.mask), original=as_line(res.original),
                              reconstruction=as_line(res.reconstruction), window=res.window,
                              method=res.method, labels=as_line(res.labels), pooled=as_line(res.pooled),
@@ -352,12 +358,13 @@ def anomaly_map(signal, method="pca", window=None, *, n_components=3, threshold=
                                     show_progressbar=show_progressbar, **kwargs)
         win = energy_window(original, win, axis_name="the model's energy range")
         if score == "shift":  # kept: its sign for pooling and FDR, its shifts for describe()
-            from .scores import shift_analysis
+            from .scores import directional_shift_score, shift_analysis
 
             analyses["shift"] = shift_analysis(original, rec, win, max_shift)
-            smap = analyses["shift"]["score"]
-            if spatial is not None or threshold == "fdr":  # signed evidence: the shift's sign
-                shift = analyses["shift"]["shift"]
+            smap = directional_shift_score(analyses["shift"]["score"], analyses["shift"]["shift"],
+                                           direction)
+            if direction == "both" and (spatial is not None or threshold == "fdr"):
+                shift = analyses["shift"]["shift"]  # signed evidence (two-sided): the shift's sign
         elif score == "auto":
             from .scores import change_analysis
 

@@ -78,6 +78,10 @@ BAD_INPUT = [
      "the data's estimate is used, with a logged warning, and both are recorded in "
      "`metadata.CVAE.noise` / `ValueError` naming the metadata",
      ["test_noise::test_metadata_model_is_read_and_checked"]),
+    ("`direction=` other than \"both\", \"higher\" or \"lower\", or a direction with a score other "
+     "than `\"shift\"` or with RX",
+     "`ValueError` listing the directions, or saying that a direction applies to the shift score",
+     ["test_direction::test_bad_direction"]),
     ("`fdr` outside (0, 1), or not a number (`threshold=\"fdr\"` or `spatial=`)",
      "`ValueError`: a number in (0, 1)", ["test_fdr::test_bad_fdr"]),
     ("`score=\"auto\"` with a window of too few channels for its nuisances, or a bad `box`, "

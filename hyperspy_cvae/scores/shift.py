@@ -11,7 +11,10 @@ from .._validation import energy_window
 from ._common import check_same_energy_axis, provenance, reconstruction_label, score_signal
 
 __all__ = ["estimate_shift", "shift_analysis", "shift_map", "shift_score_map", "likelihood_ratio",
-           "SHIFT_FLAGS"]
+           "directional_shift_score", "SHIFT_DIRECTIONS", "SHIFT_FLAGS"]
+
+#: ``direction=`` of :func:`directional_shift_score`: the sign of the shifts sought (``None``: both).
+SHIFT_DIRECTIONS = {"both": None, "higher": 1.0, "lower": -1.0}
 
 
 #: Why :func:`estimate_shift` gives no shift for a spectrum (its ``flag``), by code.
@@ -282,6 +285,62 @@ def shift_analysis(original, reconstruction, window=None, max_shift=10.0):
                         window=window, title=f"Shift flags vs {method} {w}",
                         extra=dict(extra, codes=codes))
     return {"shift": shift, "sigma": sigma, "score": score, "flag": flag}
+
+
+def directional_shift_score(score, shift, direction):
+    """The shift score for shifts in one direction only: ``d · sign(shift) · score``.
+
+    A one-sided test. The two-sided score ``z = sqrt(2 (ℓ(δ̂) − ℓ(0)))`` counts a shift either way
+    as evidence, so the bulk's own energy jitter of either sign competes with an anomaly. When the
+    chemistry says which way the edge moves (a reduction lowers the onset of a transition-metal
+    L edge, an oxidation raises it), the signed root ``sign(δ̂) · z`` (≈ N(0, 1) for unshifted
+    spectra) ranks the pixels shifted that way first and puts those shifted the other way at the
+    bottom, which is the likelihood-ratio test for a shift of known sign.
+
+    Parameters
+    ----------
+    score, shift : hyperspy Signal2D
+        ``"score"`` and ``"shift"`` of :func:`shift_analysis` (the same scan), numpy or lazy.
+    direction : {"both", "higher", "lower"}
+        ``"higher"``: shifts to higher energy loss (``δ̂ > 0``) are anomalous; ``"lower"``: to
+        lower energy loss; ``"both"``: ``score`` is returned as it is.
+
+    Returns
+    -------
+    hyperspy Signal2D
+        High = anomalous, calibrated and lazy like ``score``; ``metadata.CVAE.score.direction``
+        records ``direction``. Pixels whose shift is not located (flags 3 and 4 of
+        :data:`SHIFT_FLAGS`: beyond ``max_shift``, or no maximum) keep their two-sided score, since
+        their direction is not known; pixels without information (NaN score) stay NaN.
+
+    Examples
+    --------
+    >>> from hyperspy_cvae.synthetic import bifeo3_si
+    >>> s, truth = bifeo3_si((24, 24), random_state=0, return_expected=True)
+    >>> bad, m = s.inject_shift(1.0, n_clusters=1, random_state=0, return_mask=True)
+    >>> res = shift_analysis(bad, truth, (690., 730.))
+    >>> up = directional_shift_score(res["score"], res["shift"], "higher")
+    >>> down = directional_shift_score(res["score"], res["shift"], "lower")
+    >>> bool(up.data[m.data].min() > up.data[~m.data].max()), bool(down.data[m.data].max() < 0)
+    (True, True)
+    >>> up.metadata.CVAE.score.direction
+    'higher'
+    """
+    if not isinstance(direction, str) or direction not in SHIFT_DIRECTIONS:
+        raise ValueError(f"`direction` must be one of {tuple(SHIFT_DIRECTIONS)}, got {direction!r}.")
+    sign = SHIFT_DIRECTIONS[direction]
+    if sign is None:
+        return score
+    z, d = score.data, shift.data
+    located = d == d  # NaN where the scan found no shift: its direction is unknown
+    data = z * ((sign * (d > 0) - sign * (d < 0)) * located + (1 - located))
+    out = score._deepcopy_with_new_data(data)
+    statistic = score.metadata.get_item("CVAE.score.statistic", "shift score")
+    out.metadata.set_item("CVAE.score.statistic", f"{'+' if sign > 0 else '-'}sign(shift) * {statistic}")
+    out.metadata.set_item("CVAE.score.direction", direction)
+    word = "higher" if sign > 0 else "lower"
+    out.metadata.General.title = f"{score.metadata.General.title} (shifts to {word} energy loss)"
+    return out
 
 
 def shift_map(original, reconstruction, window=None, max_shift=10.0):
