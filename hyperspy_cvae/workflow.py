@@ -320,17 +320,13 @@ def anomaly_map(signal, method="pca", window=None, *, n_components=3, threshold=
     Returns an :class:`~hyperspy_cvae.results.AnomalyResult`.
     """
     from .baselines import rx_map
-    from .scores import SCORES, SHIFT_DIRECTIONS, leave_out, score_map
+    from .scores import SCORES, leave_out, score_map
+    from .scores.shift import check_direction
     from .scores.spatial import resolve_scales
 
     if score not in SCORES:
         raise ValueError(f"`score` must be one of {tuple(SCORES)}, got {score!r}.")
-    if not isinstance(direction, str) or direction not in SHIFT_DIRECTIONS:
-        raise ValueError(f"`direction` must be one of {tuple(SHIFT_DIRECTIONS)}, got {direction!r}.")
-    if direction != "both" and (score != "shift" or method == "rx"):
-        raise ValueError(f"`direction={direction!r}` selects shifts of one sign: it applies to "
-                         f"score='shift' with method 'cvae' or 'pca', not to method={method!r}, "
-                         f"score={score!r}.")
+    check_direction(direction, score, method)
     spatial = resolve_scales(spatial)
     if not (isinstance(fdr, (int, float, np.floating)) and not isinstance(fdr, bool) and 0 < fdr < 1):
         raise ValueError(f"`fdr` (the false-discovery rate) must be a number in (0, 1), got {fdr!r}.")

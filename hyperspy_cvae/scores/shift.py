@@ -287,6 +287,18 @@ def shift_analysis(original, reconstruction, window=None, max_shift=10.0):
     return {"shift": shift, "sigma": sigma, "score": score, "flag": flag}
 
 
+def check_direction(direction, score="shift", method="cvae"):
+    """``direction`` if it is a key of :data:`SHIFT_DIRECTIONS` that applies to ``score`` and
+    ``method`` (a sign applies to the shift score of a reconstruction), else a ``ValueError``."""
+    if not isinstance(direction, str) or direction not in SHIFT_DIRECTIONS:
+        raise ValueError(f"`direction` must be one of {tuple(SHIFT_DIRECTIONS)}, got {direction!r}.")
+    if direction != "both" and (score != "shift" or method == "rx"):
+        raise ValueError(f"`direction={direction!r}` selects shifts of one sign: it applies to "
+                         f"score='shift' with method 'cvae' or 'pca', not to method={method!r}, "
+                         f"score={score!r}.")
+    return direction
+
+
 def directional_shift_score(score, shift, direction):
     """The shift score for shifts in one direction only: ``d · sign(shift) · score``.
 
@@ -326,15 +338,11 @@ def directional_shift_score(score, shift, direction):
     >>> up.metadata.CVAE.score.direction
     'higher'
     """
-    if not isinstance(direction, str) or direction not in SHIFT_DIRECTIONS:
-        raise ValueError(f"`direction` must be one of {tuple(SHIFT_DIRECTIONS)}, got {direction!r}.")
-    sign = SHIFT_DIRECTIONS[direction]
+    sign = SHIFT_DIRECTIONS[check_direction(direction)]
     if sign is None:
         return score
-    z, d = score.data, shift.data
-    located = d == d  # NaN where the scan found no shift: its direction is unknown
-    data = z * ((sign * (d > 0) - sign * (d < 0)) * located + (1 - located))
-    out = score._deepcopy_with_new_data(data)
+    d = shift.data  # NaN where the scan found no shift: its direction is unknown, the score kept
+    out = score._deepcopy_with_new_data(np.where(d == d, sign * np.sign(d), 1.0) * score.data)
     statistic = score.metadata.get_item("CVAE.score.statistic", "shift score")
     out.metadata.set_item("CVAE.score.statistic", f"{'+' if sign > 0 else '-'}sign(shift) * {statistic}")
     out.metadata.set_item("CVAE.score.direction", direction)
