@@ -109,3 +109,18 @@ def test_heterogeneous_masked_rows():
     assert not flagged.data[np.isnan(masked.data)].any()
     r = rows[1]
     assert r["seconds"] >= 1.5 and r["f1"] >= rows[0]["f1"] and r["roc_auc"] >= rows[0]["roc_auc"]
+
+
+def test_compare_runs_matches_rows_by_name(tmp_path):
+    """Rows added to a run (new methods) leave the others comparable; a changed cell or a missing
+    row fails the comparison, a timing does not."""
+    cr = benchmark_module("compare_runs")
+    head = "method,dE,seed,case,roc_auc,seconds\n"
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir(), b.mkdir()
+    (a / "metrics.csv").write_text(head + "x,0.5,0,p6,0.9,1\ny,0.5,0,p6,0.8,1\n")
+    (b / "metrics.csv").write_text(head + "new,0.5,0,p6,0.99,1\nx,0.5,0,p6,0.9,7\ny,0.5,0,p6,0.8,2\n")
+    assert cr.compare(a, b) == {"metrics.csv": (2, 0, 0, 1)}
+    assert cr.main([str(a), str(b)]) == 1 and cr.main([str(a), str(a)]) == 0
+    (b / "metrics.csv").write_text(head + "y,0.5,0,p6,0.81,1\n")
+    assert cr.compare(a, b) == {"metrics.csv": (2, 1, 1, 0)}
