@@ -323,7 +323,9 @@ def directional_shift_score(score, shift, direction):
         High = anomalous, calibrated and lazy like ``score``; ``metadata.CVAE.score.direction``
         records ``direction``. Pixels whose shift is not located (flags 3 and 4 of
         :data:`SHIFT_FLAGS`: beyond ``max_shift``, or no maximum) keep their two-sided score, since
-        their direction is not known; pixels without information (NaN score) stay NaN.
+        their direction is not known; pixels without information (NaN score) stay NaN. With
+        ``"higher"`` this is the signed evidence that spatial pooling and ``threshold="fdr"`` use
+        for the two-sided score.
 
     Examples
     --------
@@ -341,8 +343,8 @@ def directional_shift_score(score, shift, direction):
     sign = SHIFT_DIRECTIONS[check_direction(direction)]
     if sign is None:
         return score
-    d = shift.data  # NaN where the scan found no shift: its direction is unknown, the score kept
-    out = score._deepcopy_with_new_data(np.where(d == d, sign * np.sign(d), 1.0) * score.data)
+    d = shift.data  # NaN where the scan found no shift: no sign known, the score kept (as at 0)
+    out = score._deepcopy_with_new_data(np.where(d > 0, sign, np.where(d < 0, -sign, 1.0)) * score.data)
     statistic = score.metadata.get_item("CVAE.score.statistic", "shift score")
     out.metadata.set_item("CVAE.score.statistic", f"{'+' if sign > 0 else '-'}sign(shift) * {statistic}")
     out.metadata.set_item("CVAE.score.direction", direction)

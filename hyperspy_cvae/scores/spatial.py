@@ -43,6 +43,7 @@ from __future__ import annotations
 import numpy as np
 
 from .null import as_normal_scores, null_pixels_of, tail_df
+from .shift import directional_shift_score
 
 __all__ = ["pool_scores", "SCALES", "region_table", "gaussianise", "evidence_of", "fdr_threshold",
            "pool_score_map", "resolve_scales"]
@@ -111,10 +112,10 @@ def evidence_of(score, shift=None, *, ranks=True):
     with the ``shift`` map the signed ``sign(shift) · score`` (two-sided); else the score oriented
     so that high = anomalous (one-sided), as normal scores of its ranks (``ranks=True``, for box
     sums) or as it is (``ranks=False``: per-pixel p-values, which ranks would make uniform)."""
-    z = np.asarray(score.data, float)
     if shift is not None:
-        sign = np.sign(np.nan_to_num(np.asarray(shift.data, float), nan=1.0))
-        return np.where(sign == 0, 1.0, sign) * z, True, "sign(shift) · shift score"
+        signed = directional_shift_score(score, shift, "higher")
+        return np.asarray(signed.data, float), True, "sign(shift) · shift score"
+    z = np.asarray(score.data, float)
     high = score.metadata.get_item("CVAE.score.anomalous", "high") == "high"
     z = z if high else -z
     if ranks:
