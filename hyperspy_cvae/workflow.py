@@ -314,19 +314,20 @@ def _on_line(function, signal, cvae, navigation_mask, **kwargs):
 # ------------------------------------------------------------------------ scores
 def anomaly_map(signal, method="pca", window=None, *, n_components=3, threshold="otsu",
                 score="shift", cvae=None, show_progressbar=None, max_shift=10.0, navigation_mask=None,
-                edge=None, spatial=None, fdr=0.05, noise="auto", direction="both", **kwargs):
+                edge=None, spatial=None, fdr=0.05, noise="auto", direction="both", nuisance="scale", **kwargs):
     """Score every pixel and classify anomalies; see ``CVAEEELSSpectrum.anomaly_map``.
 
     Returns an :class:`~hyperspy_cvae.results.AnomalyResult`.
     """
     from .baselines import rx_map
     from .scores import SCORES, leave_out, score_map
-    from .scores.shift import check_direction
+    from .scores.shift import check_direction, check_nuisance
     from .scores.spatial import resolve_scales
 
     if score not in SCORES:
         raise ValueError(f"`score` must be one of {tuple(SCORES)}, got {score!r}.")
     check_direction(direction, score, method)
+    check_nuisance(nuisance, score, method)
     spatial = resolve_scales(spatial)
     if not (isinstance(fdr, (int, float, np.floating)) and not isinstance(fdr, bool) and 0 < fdr < 1):
         raise ValueError(f"`fdr` (the false-discovery rate) must be a number in (0, 1), got {fdr!r}.")
@@ -334,7 +335,8 @@ def anomaly_map(signal, method="pca", window=None, *, n_components=3, threshold=
         res = _on_line(anomaly_map, signal, cvae, navigation_mask, method=method, window=window,
                        n_components=n_components, threshold=threshold, score=score,
                        show_progressbar=show_progressbar, max_shift=max_shift, edge=edge,
-                       spatial=spatial, fdr=fdr, noise=noise, direction=direction, **kwargs)
+                       spatial=spatial, fdr=fdr, noise=noise, direction=direction, nuisance=nuisance,
+                       **kwargs)
         return AnomalyResult(as_line(res.score), as_line(res.mask), original=as_line(res.original),
                              reconstruction=as_line(res.reconstruction), window=res.window,
                              method=res.method, labels=as_line(res.labels), pooled=as_line(res.pooled),
@@ -356,7 +358,7 @@ def anomaly_map(signal, method="pca", window=None, *, n_components=3, threshold=
         if score == "shift":  # kept: its sign for pooling and FDR, its shifts for describe()
             from .scores import directional_shift_score, shift_analysis
 
-            analyses["shift"] = shift_analysis(original, rec, win, max_shift)
+            analyses["shift"] = shift_analysis(original, rec, win, max_shift, nuisance)
             smap = directional_shift_score(analyses["shift"]["score"], analyses["shift"]["shift"],
                                            direction)
             if direction == "both" and (spatial is not None or threshold == "fdr"):
@@ -429,14 +431,18 @@ def _threshold(smap, original, win, threshold, navigation_mask, *, fdr=0.05, shi
 
 
 def shift_map(signal, window=None, method="cvae", *, n_components=3, cvae=None,
-              max_shift=10.0, show_progressbar=None, edge=None, noise="auto", **kwargs):
+              max_shift=10.0, show_progressbar=None, edge=None, noise="auto", nuisance="scale", **kwargs):
     """``(shift, sigma)`` maps in eV against the reconstruction; see ``CVAEEELSSpectrum.shift_map``."""
     from .scores import shift_map as _shift_map
+    from .scores.shift import check_nuisance
+
+    check_nuisance(nuisance, "shift", method)
 
     if is_line(signal):
         shift, sigma = _on_line(shift_map, signal, cvae, None, window=window, method=method,
                                 n_components=n_components, max_shift=max_shift,
-                                show_progressbar=show_progressbar, edge=edge, noise=noise, **kwargs)
+                                show_progressbar=show_progressbar, edge=edge, noise=noise, nuisance=nuisance,
+                                **kwargs)
         return as_line(shift), as_line(sigma)
 
     win, edge = _checked_input(signal, window, edge)
@@ -445,7 +451,7 @@ def shift_map(signal, window=None, method="cvae", *, n_components=3, cvae=None,
                                 show_progressbar=show_progressbar, **kwargs)
     _in_user_units(signal, work, nm, original, None)  # attaches a model fitted on the way
     win = energy_window(original, win, axis_name="the model's energy range")
-    shift, sigma = _shift_map(original, rec, win, max_shift=max_shift)
+    shift, sigma = _shift_map(original, rec, win, max_shift=max_shift, nuisance=nuisance)
     for sig in (shift, sigma):
         if edge is not None:
             sig.metadata.set_item("CVAE.score.edge", str(edge))

@@ -82,6 +82,10 @@ BAD_INPUT = [
      "than `\"shift\"` or with RX",
      "`ValueError` listing the directions, or saying that a direction applies to the shift score",
      ["test_direction::test_bad_direction"]),
+    ("`nuisance=` other than \"scale\" or \"tilt\", or `\"tilt\"` with a score other than `\"shift\"` "
+     "or with RX",
+     "`ValueError` listing the nuisances, or saying that the tilt applies to the shift score",
+     ["test_nuisance::test_bad_nuisance"]),
     ("`fdr` outside (0, 1), or not a number (`threshold=\"fdr\"` or `spatial=`)",
      "`ValueError`: a number in (0, 1)", ["test_fdr::test_bad_fdr"]),
     ("`score=\"auto\"` with a window of too few channels for its nuisances, or a bad `box`, "

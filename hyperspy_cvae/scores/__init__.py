@@ -8,13 +8,13 @@ from .labels import LABELS, label_pixels
 from .masks import edge_free_mask, leave_out
 from .spatial import fdr_threshold, pool_scores, region_table
 from .residual import deviance_map, pcc_map, pearson, poisson_deviance
-from .shift import (SHIFT_DIRECTIONS, SHIFT_FLAGS, directional_shift_score, estimate_shift, likelihood_ratio,
-                    shift_analysis, shift_map, shift_score_map)
+from .shift import (SHIFT_DIRECTIONS, SHIFT_FLAGS, SHIFT_NUISANCES, directional_shift_score, estimate_shift,
+                    likelihood_ratio, shift_analysis, shift_map, shift_score_map)
 from .threshold import otsu_threshold, score_direction, threshold_anomalies, unimodality_test
 
 __all__ = ["SCORES", "SHIFT_FLAGS", "score_map", "score_signal", "pearson", "pcc_map", "poisson_deviance",
            "deviance_map", "estimate_shift", "shift_analysis", "directional_shift_score", "SHIFT_DIRECTIONS",
-           "shift_map", "shift_score_map",
+           "SHIFT_NUISANCES", "shift_map", "shift_score_map",
            "likelihood_ratio", "score_direction", "otsu_threshold", "unimodality_test", "threshold_anomalies",
            "edge_free_mask", "leave_out", "LABELS", "label_pixels", "pool_scores", "region_table",
            "fdr_threshold", "change_analysis", "change_score_map", "EXPLANATIONS", "describe_pixels",

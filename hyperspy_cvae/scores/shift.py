@@ -11,7 +11,7 @@ from .._validation import energy_window
 from ._common import check_same_energy_axis, provenance, reconstruction_label, score_signal
 
 __all__ = ["estimate_shift", "shift_analysis", "shift_map", "shift_score_map", "likelihood_ratio",
-           "directional_shift_score", "SHIFT_DIRECTIONS", "SHIFT_FLAGS"]
+           "directional_shift_score", "SHIFT_DIRECTIONS", "SHIFT_FLAGS", "SHIFT_NUISANCES"]
 
 #: ``direction=`` of :func:`directional_shift_score`: the sign of the shifts sought (``None``: both).
 SHIFT_DIRECTIONS = {"both": None, "higher": 1.0, "lower": -1.0}
@@ -28,7 +28,60 @@ SHIFT_FLAGS = {0: "ok", 1: "no counts in the window", 2: "flat reconstruction: n
 _SCAN_ROWS = 1024
 
 
-def _likelihood_scan(y, r, m, us):
+#: ``nuisance=`` of :func:`shift_analysis`: what else the spectrum may differ by, besides a shift.
+SHIFT_NUISANCES = {"scale": "the intensity (one amplitude per spectrum)",
+                   "tilt": "the intensity and a smooth slope across the window (exp(a + b t), t in [-1, 1])"}
+
+
+#: Largest slope ``|b|`` of ``nuisance="tilt"``: the background may rise or fall by up to a factor
+#: ``e^{2·0.5} ≈ 2.7`` more across the window than the reconstruction's.
+TILT_LIMIT = 0.5
+
+
+def _tilt_axis(C):
+    """The tilt's coordinate ``t_k`` on the ``C`` channels of the window (−1 … 1) and its step."""
+    return np.linspace(-1.0, 1.0, C), (2.0 / (C - 1) if C > 1 else 0.0)
+
+
+def _tilt_profile(y, rw, b=None, iterations=4):
+    """``(b̂, max_b [b Σ y t − ytot log Σ rw e^{b t}])`` per spectrum: the slope of
+    ``y ~ Poisson(a · rw · e^{b t})`` with ``a`` profiled out, by Newton's method on the concave
+    profile log-likelihood from ``b`` (default 0); torch float64, (n,) each."""
+    import torch
+
+    t = torch.from_numpy(_tilt_axis(y.shape[-1])[0])
+    ytot, yt = y.sum(-1), (y * t).sum(-1)
+    b = torch.zeros_like(ytot) if b is None else b.clone()
+    for _ in range(iterations):
+        e = rw * torch.exp(b[:, None] * t)
+        s0, s1, s2 = e.sum(-1).clamp_min(1e-300), (e * t).sum(-1), (e * t * t).sum(-1)
+        mean = s1 / s0
+        hess = ytot * (s2 / s0 - mean * mean)                 # −d²ℓ/db² ≥ 0
+        step = torch.where(hess > 0, (yt - ytot * mean) / hess.clamp_min(1e-300), torch.zeros_like(b))
+        b = (b + step.clamp(-TILT_LIMIT, TILT_LIMIT)).clamp(-TILT_LIMIT, TILT_LIMIT)
+    value = b * yt - ytot * (rw * torch.exp(b[:, None] * t)).sum(-1).clamp_min(1e-300).log()
+    return b, value
+
+
+def _tilted_window_sums(r, C, n_offsets, b):
+    """``Σ_k r_{o+k} e^{b t_k}`` for every offset ``o < n_offsets`` at one slope ``b`` (a float), from
+    one cumulative sum: ``e^{−b} q^{−o} Σ_{i=o}^{o+C−1} r_i q^i`` with ``q = e^{b·dt}``."""
+    import torch
+
+    n, L = r.shape
+    lq = b * _tilt_axis(C)[1]
+    i = torch.arange(L, dtype=torch.float64)
+    o = torch.arange(n_offsets, dtype=torch.float64)
+    csum = torch.cat([torch.zeros(n, 1, dtype=torch.float64), (r * torch.exp(lq * i)).cumsum(-1)], -1)
+    return (csum[:, C:C + n_offsets] - csum[:, :n_offsets]) * torch.exp(-lq * o - b)
+
+
+#: Slopes at which ``nuisance="tilt"`` evaluates every whole-channel shift exactly (then a parabola
+#: through the best three).
+_TILT_GRID = np.linspace(-TILT_LIMIT, TILT_LIMIT, 21)
+
+
+def _likelihood_scan(y, r, m, us, tilt=False):
     """The profile log-likelihood of :func:`estimate_shift` for one chunk of spectra (torch, CPU).
 
     Whole-channel shifts ``s ∈ [−m, m]`` by FFT cross-correlation of the counts with ``log r``
@@ -39,6 +92,12 @@ def _likelihood_scan(y, r, m, us):
     |u| Σ r_nb)``: a float64 term shared by the grid, window sums computed once, and a small
     ``log1p`` term whose products are formed in float32 and summed in float64 (a relative rounding
     of ~10⁻⁷ per channel, in random directions: ~10⁻³ of a unit of ℓ at 10⁷ counts per window).
+
+    With ``tilt`` the expectation is ``a · r · e^{b t_k}`` (:func:`_tilt_axis`), ``b`` profiled out
+    too (``|b| ≤ TILT_LIMIT``): on whole channels at the slopes of ``_TILT_GRID`` (exact, each
+    from one cumulative sum: :func:`_tilted_window_sums`) and a parabola through the best three,
+    which picks ``s0`` and the slopes to start from; on the fine grid and at ``s = 0`` exactly, by
+    Newton's method (:func:`_tilt_profile`).
 
     Returns numpy arrays ``s0`` (n,), ``ℓ(0)``, ``max_s ℓ(s)``, the fine grid (n, len(us)), the
     total counts and whether the reconstruction is flat in the window.
@@ -55,19 +114,45 @@ def _likelihood_scan(y, r, m, us):
     ytot = y.sum(-1)
     nfft = next_fast_len(L, real=True)  # ≥ L: the correlation of offsets 0 … 2m does not wrap
     corr = torch.fft.irfft(torch.fft.rfft(r.log(), nfft) * torch.fft.rfft(y, nfft).conj(), nfft)
-    csum = torch.cat([torch.zeros(n, 1, dtype=f64), r.cumsum(-1)], -1)
-    sums = csum[:, C:] - csum[:, :-C]                         # (n, 2m+1), offset o = m − s
-    ll = (corr[:, :2 * m + 1] - ytot[:, None] * sums.clamp_min(1e-300).log()).flip(-1)  # j ↔ s = j − m
+    if not tilt:
+        csum = torch.cat([torch.zeros(n, 1, dtype=f64), r.cumsum(-1)], -1)
+        sums = csum[:, C:] - csum[:, :-C]                     # (n, 2m+1), offset o = m − s
+        ll = corr[:, :2 * m + 1] - ytot[:, None] * sums.clamp_min(1e-300).log()
+    else:  # exact at the slopes of _TILT_GRID, the profile over b from a parabola through the best three
+        y_t = (y * torch.from_numpy(_tilt_axis(C)[0])).sum(-1)[:, None]
+        grid = torch.stack([b * y_t - ytot[:, None] * _tilted_window_sums(r, C, 2 * m + 1, float(b))
+                            .clamp_min(1e-300).log() for b in _TILT_GRID], 1)     # (n, len(grid), 2m+1)
+        j = grid.argmax(1, keepdim=True).clamp(1, len(_TILT_GRID) - 2)
+        fm, f0, fp = (torch.gather(grid, 1, j + d)[:, 0] for d in (-1, 0, 1))
+        c = (fp - 2 * f0 + fm).clamp_max(-1e-300)
+        x = (-(fp - fm) / (2 * c)).clamp(-1.0, 1.0)
+        ll = corr[:, :2 * m + 1] + f0 + 0.5 * (fp - fm) * x + 0.5 * c * x * x
+        slope = (torch.from_numpy(_TILT_GRID)[j[:, 0]] + x * (_TILT_GRID[1] - _TILT_GRID[0])).flip(-1)
+    ll = ll.flip(-1)  # j ↔ s = j − m
     s0 = ll.argmax(-1) - m
     base = ((m - s0)[:, None] + torch.arange(C)).clamp(1, L - 2)
     r_lo, r_mid, r_hi = (torch.gather(r, 1, base + d) for d in (-1, 0, 1))
     ll_mid = (y * r_mid.log()).sum(-1)
-    sums = {"mid": r_mid.sum(-1), "lo": r_lo.sum(-1), "hi": r_hi.sum(-1)}
-    y32 = y.float()
-    d_nb = {"hi": (r_hi / r_mid - 1.0).float(), "lo": (r_lo / r_mid - 1.0).float()}
     window = r[:, m:m + C]
     flat = (window.amax(-1) - window.amin(-1)) <= 1e-9 * window.abs().mean(-1)
     fine = torch.empty((n, len(us)), dtype=f64)
+    if tilt:  # exact profiles on the fine grid, from u = 0 outwards (each Newton from its neighbour's slope)
+        centre = len(us) // 2                                 # us is symmetric: us[centre] = 0
+        b_c, value = _tilt_profile(y, r_mid, torch.gather(slope, 1, (s0 + m)[:, None])[:, 0])
+        fine[:, centre] = ll_mid + value
+        for side in (range(centre + 1, len(us)), range(centre - 1, -1, -1)):
+            b = b_c
+            for i in side:
+                a = abs(float(us[i]))
+                ru = (1.0 - a) * r_mid + a * (r_hi if us[i] < 0 else r_lo)
+                b, value = _tilt_profile(y, ru, b, iterations=3)
+                fine[:, i] = (y * ru.log()).sum(-1) + value
+        _, value0 = _tilt_profile(y, window, torch.gather(slope, 1, torch.full((n, 1), m))[:, 0])
+        ll0 = (y * window.log()).sum(-1) + value0
+        return s0.numpy(), ll0.numpy(), fine.amax(-1).numpy(), fine.numpy(), ytot.numpy(), flat.numpy()
+    sums = {"mid": r_mid.sum(-1), "lo": r_lo.sum(-1), "hi": r_hi.sum(-1)}
+    y32 = y.float()
+    d_nb = {"hi": (r_hi / r_mid - 1.0).float(), "lo": (r_lo / r_mid - 1.0).float()}
     buf = torch.empty_like(y32)  # one work array for every grid point: no allocation per point
     for i, u in enumerate(us):
         a = abs(float(u))
@@ -82,11 +167,13 @@ def _likelihood_scan(y, r, m, us):
             flat.numpy())
 
 
-def estimate_shift(y, r_ext, margin, *, fine_steps=10, return_flag=False, limit=None):
+def estimate_shift(y, r_ext, margin, *, fine_steps=10, return_flag=False, limit=None, nuisance="scale"):
     """Maximum-likelihood energy shift of spectra against shifted reconstructions.
 
     Model: ``y_k ~ Poisson(a · r(k − δ))`` in the window, with the amplitude
-    ``a`` profiled out and ``r`` linearly interpolated between channels. The
+    ``a`` profiled out and ``r`` linearly interpolated between channels (with
+    ``nuisance="tilt"``: ``a · r(k − δ) · exp(b t_k)``, ``t`` running from −1 to 1
+    across the window, ``a`` and ``b`` profiled out under both hypotheses). The
     shift is searched on whole channels over ``±margin`` (``margin`` extra
     channels of the reconstruction on each side of the window), refined on a
     grid of ``1 / fine_steps`` channel around the best one, then by a parabola
@@ -106,6 +193,11 @@ def estimate_shift(y, r_ext, margin, *, fine_steps=10, return_flag=False, limit=
     limit : float, optional
         Largest accepted ``|shift|`` in channels (default ``margin``); a larger
         estimate is flagged (code 3), not returned.
+    nuisance : {"scale", "tilt"}
+        What the spectrum may differ by besides the shift (:data:`SHIFT_NUISANCES`):
+        its intensity, or its intensity and a smooth slope across the window (a
+        background that falls more or less steeply than the reconstruction's). The
+        uncertainty is then the curvature at the fitted slope.
 
     Returns
     -------
@@ -141,10 +233,11 @@ def estimate_shift(y, r_ext, margin, *, fine_steps=10, return_flag=False, limit=
     m = int(margin)
     if r.shape[-1] != C + 2 * m:
         raise ValueError(f"r_ext must have C + 2·margin = {C + 2 * m} channels, got {r.shape[-1]}.")
+    check_nuisance(nuisance)
     us = np.linspace(-1.0, 1.0, 2 * fine_steps + 1)
     n = len(y)
     with TORCH_LOCK:
-        parts = [_likelihood_scan(y[i:i + _SCAN_ROWS], r[i:i + _SCAN_ROWS], m, us)
+        parts = [_likelihood_scan(y[i:i + _SCAN_ROWS], r[i:i + _SCAN_ROWS], m, us, nuisance == "tilt")
                  for i in range(0, n, _SCAN_ROWS)]
     s0, ll0, ll_max, fine, ytot, flat = (np.concatenate([p[k] for p in parts]) if parts
                                          else np.empty((0,) + ((len(us),) if k == 3 else ()))
@@ -192,15 +285,15 @@ def _extended(data, sl, m):
     return data[..., idx]
 
 
-def _shift_kernel(a, b, m, limit):
+def _shift_kernel(a, b, m, limit, nuisance="scale"):
     if not (np.isfinite(a).all() and np.isfinite(b).all()):
         raise ValueError("The signal or its reconstruction contains NaN or inf values in the scoring "
                          "window; replace them (e.g. `s.map(np.nan_to_num)` on a copy) or crop them.")
-    shift, sigma, glrt, flag = estimate_shift(a, b, m, return_flag=True, limit=limit)
+    shift, sigma, glrt, flag = estimate_shift(a, b, m, return_flag=True, limit=limit, nuisance=nuisance)
     return np.stack([shift, sigma, glrt, flag.astype(np.float64)], -1)
 
 
-def _shift_arrays(original, reconstruction, window, max_shift):
+def _shift_arrays(original, reconstruction, window, max_shift, nuisance="scale"):
     axis = check_same_energy_axis(original, reconstruction)
     sl = energy_window(original, window).slice
     m = _margin(axis, max_shift)
@@ -213,14 +306,14 @@ def _shift_arrays(original, reconstruction, window, max_shift):
         a = da.asarray(a)
         a = a.rechunk({a.ndim - 1: -1})
         b = da.asarray(b).rechunk(a.chunks[:-1] + ((b.shape[-1],),))
-        out = da.map_blocks(_shift_kernel, a, b, m, limit, dtype=np.float64,
+        out = da.map_blocks(_shift_kernel, a, b, m, limit, nuisance, dtype=np.float64,
                             chunks=a.chunks[:-1] + ((4,),))
     else:
-        out = _shift_kernel(a, b, m, limit)
+        out = _shift_kernel(a, b, m, limit, nuisance)
     return axis, out
 
 
-def shift_analysis(original, reconstruction, window=None, max_shift=10.0):
+def shift_analysis(original, reconstruction, window=None, max_shift=10.0, nuisance="scale"):
     """Shift map, its uncertainty and the shift score from one likelihood scan.
 
     See :func:`estimate_shift` (Poisson likelihood of the counts against the
@@ -236,6 +329,12 @@ def shift_analysis(original, reconstruction, window=None, max_shift=10.0):
         Energy window in eV.
     max_shift : float
         Largest shift searched, in eV.
+    nuisance : {"scale", "tilt"}
+        What a spectrum may differ by besides the shift, under both hypotheses
+        (:data:`SHIFT_NUISANCES`): ``"scale"``, its intensity; ``"tilt"``, also a
+        smooth slope across the window, for maps whose background steepness varies
+        more than the reconstruction follows (a weak edge on a steep background at
+        high counts). Recorded in ``metadata.CVAE.score.nuisance``.
 
     Returns
     -------
@@ -263,10 +362,11 @@ def shift_analysis(original, reconstruction, window=None, max_shift=10.0):
     True
     """
     window = energy_window(original, window)
-    axis, out = _shift_arrays(original, reconstruction, window, max_shift)
+    axis, out = _shift_arrays(original, reconstruction, window, max_shift, check_nuisance(nuisance))
     method = reconstruction_label(reconstruction)
     units = axis.units or "eV"
-    extra = dict(provenance(reconstruction), method=method, units=units, max_shift=float(max_shift))
+    extra = dict(provenance(reconstruction), method=method, units=units, max_shift=float(max_shift),
+                 nuisance=nuisance)
     w = f"{window[0]:g}-{window[1]:g} {units}"
     shift = score_signal(original, out[..., 0] * axis.scale, kind="shift_estimate",
                          anomalous="both", window=window, extra=extra,
@@ -285,6 +385,18 @@ def shift_analysis(original, reconstruction, window=None, max_shift=10.0):
                         window=window, title=f"Shift flags vs {method} {w}",
                         extra=dict(extra, codes=codes))
     return {"shift": shift, "sigma": sigma, "score": score, "flag": flag}
+
+
+def check_nuisance(nuisance, score="shift", method="cvae"):
+    """``nuisance`` if it is a key of :data:`SHIFT_NUISANCES` that applies to ``score`` and
+    ``method`` (the shift score of a reconstruction), else a ``ValueError``."""
+    if not isinstance(nuisance, str) or nuisance not in SHIFT_NUISANCES:
+        raise ValueError(f"`nuisance` must be one of {tuple(SHIFT_NUISANCES)}, got {nuisance!r}.")
+    if nuisance != "scale" and (score != "shift" or method == "rx"):
+        raise ValueError(f"`nuisance={nuisance!r}` is a nuisance of the shift likelihood: it applies to "
+                         f"score='shift' with method 'cvae' or 'pca', not to method={method!r}, "
+                         f"score={score!r}.")
+    return nuisance
 
 
 def check_direction(direction, score="shift", method="cvae"):
@@ -353,9 +465,9 @@ def directional_shift_score(score, shift, direction):
     return out
 
 
-def shift_map(original, reconstruction, window=None, max_shift=10.0):
+def shift_map(original, reconstruction, window=None, max_shift=10.0, nuisance="scale"):
     """``(shift, sigma)`` maps in eV; see :func:`shift_analysis`."""
-    res = shift_analysis(original, reconstruction, window, max_shift)
+    res = shift_analysis(original, reconstruction, window, max_shift, nuisance)
     return res["shift"], res["sigma"]
 
 
