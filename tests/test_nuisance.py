@@ -95,3 +95,22 @@ def test_bad_nuisance():
         s.shift_map(window=WINDOW, method="pca", nuisance=None)
     with pytest.raises(ValueError, match="`nuisance` must be one of"):
         shift_analysis(s, s, WINDOW, nuisance="both")
+
+
+def test_benchmark_quick_run_and_committed_summary(tmp_path):
+    import csv
+    import pathlib
+
+    from conftest import benchmark_module
+
+    nb = benchmark_module("nuisance")
+    nb.main(["--quick", "--out", str(tmp_path)])
+    text = (tmp_path / "summary.md").read_text()
+    assert "| default | 0.3 | CVAE |" in text and "Change with the tilt" in text
+    # the committed summary is what write() renders from the committed rows
+    committed = pathlib.Path(__file__).resolve().parent.parent / "benchmarks" / "results" / "nuisance"
+    rows = list(csv.DictReader(open(committed / "nuisance.csv")))
+    for r in rows:
+        r["dE"], r["roc_auc"] = float(r["dE"]), float(r["roc_auc"])
+    nb.write(tmp_path / "again", rows)
+    assert (tmp_path / "again" / "summary.md").read_text() == (committed / "summary.md").read_text()
