@@ -68,7 +68,8 @@ def write(out, rows, size=96):
          "seed 0; CVAE trained on the anomalous cube (default budget). Shift-score ROC-AUC.", "",
          "| cube | ΔE | method | scale, two-sided | tilt, two-sided | scale, higher | tilt, higher |",
          "|---|---|---|---|---|---|---|"]
-    for name, _, dE in sorted({(r["case"], 0, r["dE"]) for r in rows}, key=lambda c: [x[0] for x in CASES].index(c[0])):
+    order = [(name, dE) for name, _, dE in CASES]
+    for name, dE in sorted({(r["case"], r["dE"]) for r in rows}, key=order.index):
         for method in ("CVAE", "PCA(3)"):
             v = [get[(name, dE, method, n, d)] for d in ("both", "higher") for n in ("scale", "tilt")]
             L.append(f"| {name} | {dE:g} | {method} | " + " | ".join(f"{x:.4f}" for x in v) + " |")

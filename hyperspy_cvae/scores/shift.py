@@ -387,28 +387,29 @@ def shift_analysis(original, reconstruction, window=None, max_shift=10.0, nuisan
     return {"shift": shift, "sigma": sigma, "score": score, "flag": flag}
 
 
+def _check_shift_option(name, value, choices, default, meaning, score, method):
+    """``value`` if it is a key of ``choices`` and, unless it is ``default``, ``score`` is the shift
+    score of a reconstruction; else a ``ValueError`` naming ``name`` and what it does (``meaning``)."""
+    if not isinstance(value, str) or value not in choices:
+        raise ValueError(f"`{name}` must be one of {tuple(choices)}, got {value!r}.")
+    if value != default and (score != "shift" or method == "rx"):
+        raise ValueError(f"`{name}={value!r}` {meaning}: it applies to score='shift' with method 'cvae' or "
+                         f"'pca', not to method={method!r}, score={score!r}.")
+    return value
+
+
 def check_nuisance(nuisance, score="shift", method="cvae"):
     """``nuisance`` if it is a key of :data:`SHIFT_NUISANCES` that applies to ``score`` and
     ``method`` (the shift score of a reconstruction), else a ``ValueError``."""
-    if not isinstance(nuisance, str) or nuisance not in SHIFT_NUISANCES:
-        raise ValueError(f"`nuisance` must be one of {tuple(SHIFT_NUISANCES)}, got {nuisance!r}.")
-    if nuisance != "scale" and (score != "shift" or method == "rx"):
-        raise ValueError(f"`nuisance={nuisance!r}` is a nuisance of the shift likelihood: it applies to "
-                         f"score='shift' with method 'cvae' or 'pca', not to method={method!r}, "
-                         f"score={score!r}.")
-    return nuisance
+    return _check_shift_option("nuisance", nuisance, SHIFT_NUISANCES, "scale",
+                               "is a nuisance of the shift likelihood", score, method)
 
 
 def check_direction(direction, score="shift", method="cvae"):
     """``direction`` if it is a key of :data:`SHIFT_DIRECTIONS` that applies to ``score`` and
     ``method`` (a sign applies to the shift score of a reconstruction), else a ``ValueError``."""
-    if not isinstance(direction, str) or direction not in SHIFT_DIRECTIONS:
-        raise ValueError(f"`direction` must be one of {tuple(SHIFT_DIRECTIONS)}, got {direction!r}.")
-    if direction != "both" and (score != "shift" or method == "rx"):
-        raise ValueError(f"`direction={direction!r}` selects shifts of one sign: it applies to "
-                         f"score='shift' with method 'cvae' or 'pca', not to method={method!r}, "
-                         f"score={score!r}.")
-    return direction
+    return _check_shift_option("direction", direction, SHIFT_DIRECTIONS, "both", "selects shifts of one sign",
+                               score, method)
 
 
 def directional_shift_score(score, shift, direction):
