@@ -333,10 +333,9 @@ def anomaly_map(signal, method="pca", window=None, *, n_components=3, threshold=
         raise ValueError(f"`fdr` (the false-discovery rate) must be a number in (0, 1), got {fdr!r}.")
     if is_line(signal):
         res = _on_line(anomaly_map, signal, cvae, navigation_mask, method=method, window=window,
-                       n_components=n_components, threshold=threshold, score=score,
+                       n_components=n_components, threshold=threshold, score=score, nuisance=nuisance,
                        show_progressbar=show_progressbar, max_shift=max_shift, edge=edge,
-                       spatial=spatial, fdr=fdr, noise=noise, direction=direction, nuisance=nuisance,
-                       **kwargs)
+                       spatial=spatial, fdr=fdr, noise=noise, direction=direction, **kwargs)
         return AnomalyResult(as_line(res.score), as_line(res.mask), original=as_line(res.original),
                              reconstruction=as_line(res.reconstruction), window=res.window,
                              method=res.method, labels=as_line(res.labels), pooled=as_line(res.pooled),
@@ -433,16 +432,13 @@ def _threshold(smap, original, win, threshold, navigation_mask, *, fdr=0.05, shi
 def shift_map(signal, window=None, method="cvae", *, n_components=3, cvae=None,
               max_shift=10.0, show_progressbar=None, edge=None, noise="auto", nuisance="scale", **kwargs):
     """``(shift, sigma)`` maps in eV against the reconstruction; see ``CVAEEELSSpectrum.shift_map``."""
-    from .scores import shift_map as _shift_map
-    from .scores.shift import check_nuisance
+    from .scores.shift import check_nuisance, shift_map as _shift_map
 
     check_nuisance(nuisance, "shift", method)
-
     if is_line(signal):
         shift, sigma = _on_line(shift_map, signal, cvae, None, window=window, method=method,
-                                n_components=n_components, max_shift=max_shift,
-                                show_progressbar=show_progressbar, edge=edge, noise=noise, nuisance=nuisance,
-                                **kwargs)
+                                n_components=n_components, max_shift=max_shift, nuisance=nuisance,
+                                show_progressbar=show_progressbar, edge=edge, noise=noise, **kwargs)
         return as_line(shift), as_line(sigma)
 
     win, edge = _checked_input(signal, window, edge)
