@@ -197,7 +197,8 @@ def estimate_shift(y, r_ext, margin, *, fine_steps=10, return_flag=False, limit=
         What the spectrum may differ by besides the shift (:data:`SHIFT_NUISANCES`):
         its intensity, or its intensity and a smooth slope across the window (a
         background that falls more or less steeply than the reconstruction's). The
-        uncertainty is then the curvature at the fitted slope.
+        slope is fitted again at every point of the fine grid, so the uncertainty is
+        the curvature of the profile likelihood.
 
     Returns
     -------
