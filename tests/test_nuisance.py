@@ -82,6 +82,16 @@ def test_anomaly_map_records_the_nuisance_and_lazy_agrees():
                                rtol=1e-6, atol=1e-6)
 
 
+def test_line_scans_pass_the_nuisance_on():
+    line = bifeo3_si((8, 40), random_state=0).inav[:, 3]
+    bad = line.inject_shift(1.0, window=WINDOW, mask=np.arange(40) // 5 == 3)
+    res = bad.anomaly_map("pca", window=WINDOW, nuisance="tilt")
+    assert res.score.data.shape == (40,)
+    assert res.score.metadata.CVAE.score.nuisance == "tilt"
+    shift = bad.shift_map(window=WINDOW, method="pca", nuisance="tilt")
+    assert abs(np.median(shift.data[15:20]) - 1.0) < 0.15 and np.abs(np.median(shift.data[:10])) < 0.15
+
+
 def test_bad_nuisance():
     s = bifeo3_si((16, 16), random_state=0)
     assert set(SHIFT_NUISANCES) == {"scale", "tilt"}
