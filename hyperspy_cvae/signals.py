@@ -287,9 +287,10 @@ class CVAEEELSSpectrum(InjectMethods, LatentMethods, PlotMethods, EELSSpectrum):
             (``exp(b·t)``, ``t`` from −1 to 1, ``|b| ≤ 0.5``), profiled out with and
             without the shift. For maps where the reconstruction does not follow
             each pixel's background slope, which the plain score reads as a
-            shift: a weak edge on a steep background at high counts (the Si L2,3
-            maps of the project's measured-data benchmark). Costs about 2× the
-            score's time; recorded in ``metadata.CVAE.score.nuisance``.
+            shift: a weak edge on a steep background at high counts (the Ge
+            solar-cell map of the project's measured-data benchmark; on a coarse
+            0.5 eV/channel map it did worse). Several times the plain score's time
+            (``benchmarks/NOTES.md`` §22); recorded in ``metadata.CVAE.score.nuisance``.
         navigation_mask : array of bool (ny, nx) or Signal2D, optional
             Pixels to leave out, as in HyperSpy's ``decomposition(navigation_mask=...)``:
             True = not scored (NaN in the score map), never flagged, and not part

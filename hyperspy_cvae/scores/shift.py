@@ -147,7 +147,7 @@ def _likelihood_scan(y, r, m, us, tilt=False):
                 ru = (1.0 - a) * r_mid + a * (r_hi if us[i] < 0 else r_lo)
                 b, value = _tilt_profile(y, ru, b, iterations=3)
                 fine[:, i] = (y * ru.log()).sum(-1) + value
-        _, value0 = _tilt_profile(y, window, torch.gather(slope, 1, torch.full((n, 1), m))[:, 0])
+        _, value0 = _tilt_profile(y, window, slope[:, m])
         ll0 = (y * window.log()).sum(-1) + value0
         return s0.numpy(), ll0.numpy(), fine.amax(-1).numpy(), fine.numpy(), ytot.numpy(), flat.numpy()
     sums = {"mid": r_mid.sum(-1), "lo": r_lo.sum(-1), "hi": r_hi.sum(-1)}
