@@ -15,6 +15,7 @@ from .cvae import CVAE, NonFiniteTrainingError
 from .evaluation import denoising_mse, detection_metrics
 from .latent import latent_embedding, latent_mahalanobis, latent_pair_similarity, latent_phase_map
 from .plotting import plot_comparison, plot_latent_embedding
+from .refine import refine_reconstruction
 from .results import AnomalyResult
 from .signals import CVAEEELSSpectrum, LazyCVAEEELSSpectrum, to_cvae
 
@@ -22,4 +23,4 @@ __all__ = ["__version__", "CVAEEELSSpectrum", "LazyCVAEEELSSpectrum", "to_cvae",
            "AnomalyResult", "latent_pair_similarity", "latent_mahalanobis", "latent_phase_map",
            "latent_embedding", "denoising_mse", "detection_metrics", "plot_comparison",
            "plot_latent_embedding", "EnergyWindow", "energy_window", "crop_to_model",
-           "NonFiniteTrainingError"]
+           "NonFiniteTrainingError", "refine_reconstruction"]

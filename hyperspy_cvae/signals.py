@@ -14,6 +14,7 @@ from ._signal_inject import InjectMethods
 from ._signal_latent import LatentMethods
 from ._signal_plots import PlotMethods
 from ._validation import check_real, energy_axis
+from .refine import check_refine, refine_reconstruction
 
 __all__ = ["CVAEEELSSpectrum", "LazyCVAEEELSSpectrum", "to_cvae"]
 
@@ -119,7 +120,7 @@ class CVAEEELSSpectrum(InjectMethods, LatentMethods, PlotMethods, EELSSpectrum):
     fit_cvae.__doc__ %= SHOW_PROGRESSBAR_ARG
 
     def cvae_decomposition(self, cvae=None, stride=None, batch_size=None, device="auto",
-                           show_progressbar=None, chunk=None, blend=None):
+                           show_progressbar=None, chunk=None, blend=None, refine=False):
         """Reconstruct the spectrum image with a fitted CVAE (latent means).
 
         The analogue of ``get_decomposition_model()``: shards are cut, encoded
@@ -154,6 +155,14 @@ class CVAEEELSSpectrum(InjectMethods, LatentMethods, PlotMethods, EELSSpectrum):
             shards; ``"full"`` runs them all (4 shards per pixel inside the map,
             1.6–2 × the time; ``benchmarks/NOTES.md`` §13 has what it changes).
             Other strides use every shard.
+        refine : bool or str
+            Refit each pixel's reconstruction to its spectrum: the intensities of its
+            background and of its edge, and a small energy drift
+            (:func:`hyperspy_cvae.refine.refine_reconstruction`; a string names the edge whose
+            onset splits the two, default from ``metadata.Sample.elements``). A denoised cube
+            that follows each pixel, as PCA's coefficients do; the maps of the three numbers are
+            kept in ``s.cvae_results["refinement"]``. Scores use the unrefined reconstruction:
+            the refit also absorbs a missing edge and part of a shift.
 
         Returns
         -------
@@ -174,10 +183,13 @@ class CVAEEELSSpectrum(InjectMethods, LatentMethods, PlotMethods, EELSSpectrum):
         >>> rec.data.shape
         (48, 48, 200)
         """
+        edge = check_refine(refine)
         cvae = workflow.model_of(self, cvae)
         rec, self.cvae_results = workflow.cvae_decomposition(
             self, cvae, stride=stride, batch_size=batch_size, device=device,
             show_progressbar=show_progressbar, chunk=chunk, blend=blend)
+        if edge is not False:
+            rec, self.cvae_results["refinement"] = refine_reconstruction(self, rec, edge=edge)
         return rec
 
     cvae_decomposition.__doc__ %= SHOW_PROGRESSBAR_ARG

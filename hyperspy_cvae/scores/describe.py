@@ -133,7 +133,8 @@ def describe_pixels(original, reconstruction, window=None, *, mask=None, labels=
     """
     from ..results import PixelDescription
     from .change import change_analysis
-    from .labels import LABELS, _onset_from_data, edge_jump, label_pixels
+    from ..background import onset_from_data
+    from .labels import LABELS, edge_jump, label_pixels
     from .shift import shift_analysis
 
     window = energy_window(original, window)
@@ -166,7 +167,7 @@ def describe_pixels(original, reconstruction, window=None, *, mask=None, labels=
     intensity = _relative(data[..., sl].sum(-1, dtype=np.float64) - pedestal * n_channels, bulk)
     onset = labels.metadata.get_item("CVAE.labels.onset_eV")
     if onset is None:
-        onset = _onset_from_data(energy[sl], data[..., sl].reshape((-1, n_channels)).mean(0, dtype=np.float64))
+        onset = onset_from_data(energy[sl], data[..., sl].reshape((-1, n_channels)).mean(0, dtype=np.float64))
     try:
         jump, _, background = edge_jump(energy, data, float(onset), return_background=True)
         background = background - pedestal

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._arrays import compute_all
+from ..background import onset_from_data, power_law_background
 from .._maps import navigation_map
 from .._stats import robust_sd
 
@@ -32,27 +33,6 @@ OUTLIER_SIGMAS = 5.0
 #: ... and at least this far in absolute terms (a 25 % step), so that a very smooth map does not
 #: call ordinary noise an outlier.
 OUTLIER_MIN_LOG = np.log(1.25)
-
-
-#: eV below (and above) a database onset searched for the measured one: real energy axes are
-#: often offset by a few eV (the Mn L3 line of `LSMO_linescan.hspy` sits 6 eV low).
-ONSET_SEARCH = (8.0, 3.0)
-
-
-def _onset_from_data(energy, mean_spectrum, near=None):
-    """The energy of the steepest rise of the mean spectrum (smoothed over ~1 eV), anywhere or
-    within ``ONSET_SEARCH`` of ``near``; the rise starts about half a line width before it, so
-    the onset is put 1 eV lower."""
-    energy = np.asarray(energy, float)
-    width = max(3, int(round(1.0 / max(float(np.diff(energy[:2])[0]), 1e-9))) | 1)
-    smooth = np.convolve(mean_spectrum, np.ones(width) / width, mode="same")
-    grad = np.gradient(smooth)
-    grad[:width], grad[-width:] = -np.inf, -np.inf
-    if near is not None:
-        grad[(energy < near - ONSET_SEARCH[0]) | (energy > near + ONSET_SEARCH[1])] = -np.inf
-        if not np.isfinite(grad).any():
-            return float(near)
-    return float(energy[int(np.argmax(grad))]) - 1.0
 
 
 def edge_jump(energy, spectra, onset, *, return_background=False):
@@ -102,17 +82,7 @@ def edge_jump(energy, spectra, onset, *, return_background=False):
     shape = x.shape[:-1]
     x = x.reshape((-1, x.shape[-1]))
     y_pre, y_post = x[:, pre], x[:, post]
-    positive = (y_pre > 0).all(1)
-    # design matrices: power law (log-log) and straight line
-    X_log = np.stack([np.ones(pre.sum()), np.log(energy[pre])], 1)
-    X_lin = np.stack([np.ones(pre.sum()), energy[pre]], 1)
-    bg = np.empty_like(y_post)
-    if positive.any():
-        coef = np.linalg.lstsq(X_log, np.log(y_pre[positive]).T, rcond=None)[0]
-        bg[positive] = np.exp(coef[0][:, None] + coef[1][:, None] * np.log(energy[post])[None])
-    if (~positive).any():
-        coef = np.linalg.lstsq(X_lin, y_pre[~positive].T, rcond=None)[0]
-        bg[~positive] = coef[0][:, None] + coef[1][:, None] * energy[post][None]
+    bg = power_law_background(energy, x, pre, post)
     jump = (y_post - bg).mean(1)
     background = bg.mean(1)
 
@@ -230,10 +200,10 @@ def label_pixels(original, window, anomalous=None, *, edge=None):
     total, mean_spectrum = (np.asarray(a, float) for a in compute_all(total, mean_spectrum))
     if edge:
         listed = min(edge_onsets(str(edge).split("+")[0]).values())
-        onset = _onset_from_data(energy, mean_spectrum, near=listed)
+        onset = onset_from_data(energy, mean_spectrum, near=listed)
         onset_source = f"steepest rise of the mean spectrum near the {edge} onset ({listed:g} eV)"
     else:
-        onset = _onset_from_data(energy[win.slice], mean_spectrum[win.slice])
+        onset = onset_from_data(energy[win.slice], mean_spectrum[win.slice])
         onset_source = "steepest rise of the mean spectrum in the window"
     reach = 12.0 + 6 * abs(float(ax.scale))                       # what edge_jump reads, and a margin
     sel = (energy >= onset - reach) & (energy < onset + reach)
