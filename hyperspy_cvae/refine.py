@@ -38,6 +38,9 @@ COEFFICIENTS = ("background", "edge", "drift")
 ONSET_GAP = 2.0
 #: Fewest pre-edge channels the background is fitted to.
 MIN_PRE_EDGE_CHANNELS = 3
+#: The drift is given where the edge's intensity is this many standard errors above 0 (else NaN: a
+#: pixel without the edge has no edge to drift).
+EDGE_SIGMAS = 3.0
 #: Pixels solved at a time (bounds the (n, E, 3) design's memory).
 _BLOCK = 4096
 
@@ -62,7 +65,8 @@ def refine_spectra(energy, data, reconstruction, onset, *, gain=1.0, offset=0.0)
     refined : array (..., E)
         ``a · B + b · (μ − B) + c · dμ/dk``, float64.
     coefficients : array (..., 3)
-        ``a`` (background), ``b`` (edge) and the drift ``−c · Δ / b`` in eV (NaN where ``b ≤ 0``).
+        ``a`` (background), ``b`` (edge) and the drift ``−c · Δ / b`` in eV (NaN where ``b`` is not
+        ``EDGE_SIGMAS`` standard errors above 0: no edge there).
 
     Examples
     --------
@@ -103,10 +107,12 @@ def refine_spectra(energy, data, reconstruction, onset, *, gain=1.0, offset=0.0)
         w = 1.0 / np.maximum(gain * m + offset, gain)
         normal = np.einsum("nek,nel,ne->nkl", design, design, w)
         rhs = np.einsum("nek,ne,ne->nk", design, d, w)
-        c = np.einsum("nkl,nl->nk", np.linalg.pinv(normal, rcond=1e-10), rhs)
+        cov = np.linalg.pinv(normal, rcond=1e-10)           # the coefficients' covariance (weights 1/Var)
+        c = np.einsum("nkl,nl->nk", cov, rhs)
         refined[i:i + _BLOCK] = np.einsum("nek,nk->ne", design, c)
+        edge_found = c[:, 1] > EDGE_SIGMAS * np.sqrt(np.clip(cov[:, 1, 1], 0, None))
         with np.errstate(divide="ignore", invalid="ignore"):
-            drift = np.where(c[:, 1] > 0, -c[:, 2] * dispersion / c[:, 1], np.nan)
+            drift = np.where(edge_found, -c[:, 2] * dispersion / c[:, 1], np.nan)
         coef[i:i + _BLOCK] = np.stack([c[:, 0], c[:, 1], drift], -1)
     return refined.reshape(shape), coef.reshape(shape[:-1] + (3,))
 
@@ -169,7 +175,7 @@ def refine_reconstruction(signal, reconstruction, *, edge=None, onset=None, nois
     coefficients : dict of Signal2D
         Maps on the navigation grid: ``"background"`` and ``"edge"`` (each pixel's intensity of
         the reconstruction's background and edge; 1 = as reconstructed) and ``"drift"`` (eV; NaN
-        where the edge intensity is ≤ 0).
+        where the edge is not found, see :func:`refine_spectra`).
 
     Examples
     --------

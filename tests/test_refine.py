@@ -128,3 +128,12 @@ def test_denoising_benchmark_quick_run_committed_summary_and_readme(tmp_path):
     readme = (root / "README.md").read_text()
     block = readme.split("<!-- denoising:start -->", 1)[1].split("<!-- denoising:end -->", 1)[0]
     assert block.strip() == (committed / "readme_block.md").read_text().strip()
+
+
+def test_no_drift_where_there_is_no_edge():
+    s, _ = _cube((32, 32), substrate_fraction=0.3)
+    _, maps = refine_reconstruction(s, _mean_reconstruction(s), edge="Fe_L2,3")
+    drift = maps["drift"].data
+    substrate = Scene(s.metadata.CVAE.synthetic.as_dictionary(), np.random.default_rng(0)).substrate
+    assert np.isnan(drift[substrate]).mean() > 0.9 and np.isfinite(drift[~substrate]).mean() > 0.99
+    assert np.nanmax(np.abs(drift[~substrate])) < 0.5
