@@ -22,11 +22,9 @@ background change (Legendre polynomials up to ``background_degree``, over ``√�
 
 and the nuisance coefficients themselves are compared with the map's: a "background change"
 that replaces the edge (a missing edge, a composition change) lies far outside the bulk's range.
-A shift of the edge is tested by the shift likelihood scan with the same nuisances
-(:func:`~.shift.shift_analysis` with ``nuisance="tilt"``: the intensity and a smooth slope
-profiled out): its signed evidence ``sign(δ̂) · sqrt(2 Δℓ)`` (positive = to higher energy loss)
-against the bulk's spread (which holds the map's own jitter); a large shift leaves a residual
-the χ² test sees as well. The statistics (χ²s
+A shift of the edge is tested by the drift coefficient itself: its t-statistic, signed like
+the shift (positive = to higher energy loss), against the bulk's spread (which holds the map's
+own jitter); a large shift leaves a residual the χ² test sees as well. The statistics (χ²s
 as normal z-values, Wilson–Hilferty; the projection's two sides as two tests) are standardised
 against the map's own bulk (median and robust s.d.) and combined by a weighted Šidák rule
 (p-value weighting as in Genovese, Roeder & Wasserman 2006): ``p = min_k 1 − (1 − p_k)^(1/w_k)``,
@@ -111,9 +109,9 @@ def combine_tests(p, weights):
 
 
 def _nuisance_residuals(y, mu, degree):
-    """``(r⊥, dof, β)``: Pearson residuals of ``y`` (n, E) against ``mu`` with the nuisance
-    columns (scale, drift, a smooth background of ``degree``) projected out per spectrum, and
-    their coefficients."""
+    """``(r⊥, dof, β, t)``: Pearson residuals of ``y`` (n, E) against ``mu`` with the nuisance
+    columns (scale, drift, a smooth background of ``degree``) projected out per spectrum, their
+    coefficients and the drift coefficient's t-statistic."""
     n, e = y.shape
     mu = np.maximum(mu, 1e-6)
     sq = np.sqrt(mu)
@@ -127,35 +125,36 @@ def _nuisance_residuals(y, mu, degree):
     ridge = 1e-9 * np.trace(xtx, axis1=1, axis2=2)[:, None, None] * np.eye(xm.shape[-1])
     inv = np.linalg.inv(xtx + ridge)
     beta = np.einsum("npq,nq->np", inv, xtr)
-    return r - np.einsum("nep,np->ne", xm, beta), e - xm.shape[-1], beta
+    drift_t = beta[:, 1] / np.sqrt(np.maximum(inv[:, 1, 1], 1e-300))   # the drift's t-statistic
+    return r - np.einsum("nep,np->ne", xm, beta), e - xm.shape[-1], beta, drift_t
 
 
 def _residuals(y, mu, degree):
-    """``(r⊥, β, has counts)`` of spectra ``y``, ``mu`` (..., E), flattened to (n, E): the
-    residuals and coefficients of :func:`_nuisance_residuals`, ``r⊥`` set to 0 where a spectrum
-    has no counts."""
+    """``(r⊥, β, t, has counts)`` of spectra ``y``, ``mu`` (..., E), flattened to (n, E): the
+    residuals, coefficients and drift t-statistic of :func:`_nuisance_residuals`, ``r⊥`` set to 0
+    where a spectrum has no counts."""
     e = y.shape[-1]
     y = np.asarray(y, np.float64).reshape(-1, e)
     valid = y.sum(1) > 0
-    rp, _, beta = _nuisance_residuals(y, np.asarray(mu, np.float64).reshape(-1, e), degree)
+    rp, _, beta, drift_t = _nuisance_residuals(y, np.asarray(mu, np.float64).reshape(-1, e), degree)
     rp[~valid] = 0.0
-    return rp, beta, valid
+    return rp, beta, drift_t, valid
 
 
 def _residual_stats(y, mu, degree, box, nav):
     """``(r⊥, stats)`` of spectra ``y``, ``mu`` on the navigation grid ``nav``: the residuals of
-    :func:`_residuals` and per pixel ``[has counts, χ², background coefficients (degree + 1),
-    χ² of the box mean]`` (n, degree + 4). The box means run over ``box`` pixels a
+    :func:`_residuals` and per pixel ``[has counts, χ², drift t, background coefficients
+    (degree + 1), χ² of the box mean]`` (n, degree + 5). The box means run over ``box`` pixels a
     side, zero outside ``nav``."""
     from scipy.ndimage import uniform_filter
 
-    rp, beta, valid = _residuals(y, mu, degree)
+    rp, beta, drift_t, valid = _residuals(y, mu, degree)
     e = rp.shape[-1]
     size = (box,) * len(nav) + (1,)
     boxed = uniform_filter(rp.reshape(tuple(nav) + (e,)), size=size, mode="constant").reshape(-1, e)
     count = uniform_filter(valid.reshape(nav).astype(float), size=box, mode="constant").ravel()
     boxed_chi = (boxed**2).sum(1) / np.maximum(count, 1e-12) * np.prod(size)
-    stats = np.column_stack([valid, (rp**2).sum(1), beta[:, 2:], boxed_chi])
+    stats = np.column_stack([valid, (rp**2).sum(1), drift_t, beta[:, 2:], boxed_chi])
     return rp, stats
 
 
@@ -187,7 +186,7 @@ def _aligned_blocks(y, mu):
 def _lazy_stats(y, mu, degree, box):
     """The per-pixel statistics of :func:`_residual_stats` block by block, each block with a halo
     of ``box // 2`` pixels (none beyond the map's edge, as in the eager case), as a dask array
-    ``nav + (degree + 4,)``."""
+    ``nav + (degree + 5,)``."""
     import dask.array as da
     from dask.array.overlap import overlap, trim_internal
 
@@ -196,7 +195,7 @@ def _lazy_stats(y, mu, degree, box):
     depth[nd] = 0
     yo = overlap(y, depth=depth, boundary="none")
     mo = overlap(mu, depth=depth, boundary="none")
-    k = degree + 4
+    k = degree + 5
 
     def kernel(a, b):
         shape = a.shape[:-1]
@@ -234,21 +233,6 @@ def _lazy_projection(y, mu, unit, degree):
         return (_residuals(a, b, degree)[0] @ unit).reshape(a.shape[:-1])
 
     return da.map_blocks(kernel, y, mu, dtype=np.float64, drop_axis=y.ndim - 1)
-
-
-#: Largest shift (eV) the shift test of ``"auto"`` searches (the shift score's default).
-SHIFT_SEARCH = 10.0
-
-
-def _shift_evidence(original, reconstruction, window):
-    """The signed evidence ``sign(δ̂) · sqrt(2 Δℓ)`` of the shift scan with the intensity and a
-    smooth slope profiled out (:func:`~.shift.shift_analysis`, ``nuisance="tilt"``), flat (n,); 0
-    where the scan has no information."""
-    from .shift import shift_analysis
-
-    scan = shift_analysis(original, reconstruction, window, SHIFT_SEARCH, "tilt")
-    z, shift = (np.asarray(a, np.float64).ravel() for a in compute_all(scan["score"].data, scan["shift"].data))
-    return np.where(np.isfinite(z), np.sign(np.nan_to_num(shift)) * np.nan_to_num(z), 0.0)
 
 
 def _standardise(v, valid):
@@ -293,8 +277,8 @@ def change_analysis(original, reconstruction, window=None, *, background_degree=
         ``"score"`` (the map, high = anomalous, a z-value), ``"chi2"`` (the generic test,
         standardised), ``"projection"`` (the signed matched-filter value on the learned direction,
         standardised), ``"nuisance"`` (the size of the nuisance coefficients against the map's,
-        standardised), ``"shift"`` (the shift scan's signed evidence, positive = to higher energy
-        loss, standardised), ``"direction"`` (the learned direction as a spectrum on the window's
+        standardised), ``"shift"`` (the drift coefficient's t-statistic, signed like the shift,
+        standardised), ``"direction"`` (the learned direction as a spectrum on the window's
         axis, in Pearson-residual units: positive = more counts than the reconstruction) and
         ``"dof"``.
 
@@ -336,10 +320,11 @@ def change_analysis(original, reconstruction, window=None, *, background_degree=
         # and the projection on it (twice where the direction is refined); a small window is
         # computed once and kept: a lazy reconstruction is not recomputed per pass
         y, mu = _aligned_blocks(y, mu)
-        stats = compute_all(_lazy_stats(y, mu, degree, int(box)))[0].reshape(-1, 4 + degree)
+        stats = compute_all(_lazy_stats(y, mu, degree, int(box)))[0].reshape(-1, 5 + degree)
     else:
         rp, stats = _residual_stats(y, mu, degree, int(box), nav)
-    valid, chi2, beta, boxed_chi = stats[:, 0] > 0, stats[:, 1], stats[:, 2:-1], stats[:, -1]
+    valid, chi2, drift_t, beta, boxed_chi = (stats[:, 0] > 0, stats[:, 1], stats[:, 2], stats[:, 3:-1],
+                                             stats[:, -1])
     if valid.sum() < 9:
         raise ValueError("Fewer than 9 spectra with counts in the window: nothing to compare.")
     dof = e - (degree + 3)
@@ -386,7 +371,8 @@ def change_analysis(original, reconstruction, window=None, *, background_degree=
         signs = np.zeros(valid.size)
         signs[top] = np.sign(boxed[top])
         unit, proj = project(signs)
-    moved = _standardise(_shift_evidence(original, reconstruction, window), valid)
+    # a shift: y ≈ μ + b μ' is μ moved by −b, so −t(b) has the shift's sign
+    moved = _standardise(-drift_t, valid)
     # five tests (the projection's two sides apart), each standardised against the bulk, combined
     # (weighted Šidák) as a normal z-value (so that a threshold or an FDR reads it as N(0, 1)
     # without anomalies); an unrefined direction's projection is tested two-sided: each side
@@ -405,8 +391,8 @@ def change_analysis(original, reconstruction, window=None, *, background_degree=
     method = reconstruction_label(reconstruction)
     extra = dict(provenance(reconstruction), nan_means="no counts in the window", null="N(0, 1)",
                  nuisances=f"scale, energy drift, background of degree {int(background_degree)}",
-                 tests="residual χ², projection on the learned change, nuisance size, signed shift evidence "
-                       "of the tilted shift scan (each standardised against the bulk; weighted Šidák)",
+                 tests="residual χ², projection on the learned change, nuisance size, drift t-statistic "
+                       "(each standardised against the bulk; weighted Šidák)",
                  weights={k: float(v) for k, v in zip(TESTS, weights)},
                  box=int(box), dof=int(dof),
                  direction_from=(f"mean residual of {top.size} given pixels" if seed is not None else
@@ -427,7 +413,7 @@ def change_analysis(original, reconstruction, window=None, *, background_degree=
                                       anomalous="both", window=window,
                                       title=f"Projection on the learned change {method}", extra=extra),
            "shift": score_signal(original, moved.reshape(nav), kind="auto_shift", anomalous="both",
-                                 window=window, title=f"Shift evidence against the map's {method}",
+                                 window=window, title=f"Drift t-statistic against the map's {method}",
                                  extra=extra),
            "dof": int(dof)}
     d = window_spectrum(original, unit, window, f"Learned change ({method}, Pearson residual)")
