@@ -127,14 +127,16 @@ def check_refine(refine):
     raise ValueError(f"`refine` must be True, False or an edge name such as 'Fe_L2,3', got {refine!r}.")
 
 
-def _onset(signal, energy, mean_spectrum, edge, onset):
-    """``(onset in eV, where it came from)``: given, of the named ``edge`` (the steepest rise near its
-    database onset), of the first edge of ``metadata.Sample.elements`` in the range, else the
-    steepest rise of the mean spectrum."""
+def _onset(signal, energy, data, edge, onset):
+    """``(onset in eV, where it came from)``: given, of the named ``edge`` (the steepest rise of the
+    mean of ``data`` near its database onset), of the first edge of ``metadata.Sample.elements`` in
+    the range, else the steepest rise of the mean spectrum (one pass over lazy ``data``)."""
     from .edges import edge_onsets, element_edges
 
     if onset is not None:
         return float(onset), "given"
+    mean = data.mean(axis=tuple(range(data.ndim - 1)))
+    mean_spectrum = np.asarray(mean.compute() if is_lazy(mean) else mean, float)
     first, last = float(energy[0]), float(energy[-1])
     if edge is None:
         elements = signal.metadata.get_item("Sample.elements")
@@ -161,10 +163,12 @@ def refine_reconstruction(signal, reconstruction, *, edge=None, onset=None, nois
         Its reconstruction (``s.cvae_decomposition()``, ``get_decomposition_model(k)``), on the same
         navigation grid and dispersion.
     edge : str, optional
-        Edge whose onset separates background from edge (``"Fe_L2,3"``); default the first edge of
+        Edge whose onset separates background from edge (``"Fe_L2,3"``: the steepest rise of the
+        map's mean spectrum near its database onset); default the first edge of
         ``metadata.Sample.elements`` in the range, else the steepest rise of the mean spectrum.
+        The mean spectrum costs one pass over a lazy signal's data.
     onset : float, optional
-        The onset in eV, instead of ``edge``.
+        The onset in eV, instead of ``edge`` (no pass over the data for it).
     noise : "auto", "counts", "estimate", NoiseModel or dict
         The noise model for the weights (:func:`hyperspy_cvae.noise.resolve_noise_model`).
 
@@ -209,8 +213,7 @@ def refine_reconstruction(signal, reconstruction, *, edge=None, onset=None, nois
     energy = np.asarray(ax.axis, float)
     rec = reconstruction.data
     nm = resolve_noise_model(signal, noise, data)
-    mean = rec.mean(axis=tuple(range(rec.ndim - 1)))
-    on, source = _onset(signal, energy, np.asarray(mean.compute() if is_lazy(mean) else mean, float), edge, onset)
+    on, source = _onset(signal, energy, data, edge, onset)
     kw = dict(gain=nm.gain, offset=nm.offset)
     if is_lazy(data) or is_lazy(rec):
         import dask.array as da
