@@ -25,8 +25,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["NoiseModel", "COUNTS", "read_noise_model", "estimate_noise_model", "resolve_noise_model",
-           "counts_signal", "keep_noise_model"]
+__all__ = ["NoiseModel", "COUNTS", "read_noise_model", "fitted_noise_model", "estimate_noise_model",
+           "resolve_noise_model", "counts_signal", "keep_noise_model"]
 
 _logger = logging.getLogger(__name__)
 
@@ -123,11 +123,23 @@ def read_noise_model(metadata):
     return NoiseModel(a * c, b * c, "metadata")
 
 
+def fitted_noise_model(metadata):
+    """The model ``fit_cvae`` used, from ``metadata.CVAE.model.noise``, or None."""
+    fitted = metadata.get_item("CVAE.model.noise")
+    if fitted is None:
+        return None
+    fitted = fitted.as_dictionary() if hasattr(fitted, "as_dictionary") else dict(fitted)
+    return NoiseModel(float(fitted["gain_factor"]) * float(fitted.get("correlation_factor", 1.0)),
+                      float(fitted["gain_offset"]) * float(fitted.get("correlation_factor", 1.0)),
+                      f"the fit's ({fitted.get('source', 'recorded')})")
+
+
 def _sample(data, n_max, rng):
     """Up to ``n_max`` spectra of ``data`` (..., E) as float64 numpy: random spectra of a numpy
     array; of a dask array, whole blocks in random order until ``n_max`` (a lazy map is read only
     that far)."""
     if hasattr(data, "dask"):
+        data = data.rechunk({data.ndim - 1: -1})      # whole spectra in each block
         blocks = list(np.ndindex(*data.numblocks))
         parts, n = [], 0
         for i in rng.permutation(len(blocks)):

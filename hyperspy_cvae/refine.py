@@ -33,7 +33,7 @@ from .background import onset_from_data, power_law_background
 __all__ = ["refine_spectra", "refine_reconstruction", "check_refine", "COEFFICIENTS"]
 
 #: The refit's per-pixel numbers, in the order of ``refine_spectra``'s coefficients.
-COEFFICIENTS = ("background", "edge", "drift")
+COEFFICIENTS = ("background", "edge", "drift", "drift_sigma")
 #: eV left between the pre-edge channels the background is fitted to and the onset (at least a channel).
 ONSET_GAP = 2.0
 #: Fewest pre-edge channels the background is fitted to.
@@ -64,9 +64,9 @@ def refine_spectra(energy, data, reconstruction, onset, *, gain=1.0, offset=0.0)
     -------
     refined : array (..., E)
         ``a · B + b · (μ − B) + c · dμ/dk``, float64.
-    coefficients : array (..., 3)
-        ``a`` (background), ``b`` (edge) and the drift ``−c · Δ / b`` in eV (NaN where ``b`` is not
-        ``EDGE_SIGMAS`` standard errors above 0: no edge there).
+    coefficients : array (..., 4)
+        ``a`` (background), ``b`` (edge), the drift ``−c · Δ / b`` in eV and its standard error
+        (from ``c``'s; NaN where ``b`` is not ``EDGE_SIGMAS`` standard errors above 0: no edge there).
 
     Examples
     --------
@@ -79,7 +79,7 @@ def refine_spectra(energy, data, reconstruction, onset, *, gain=1.0, offset=0.0)
     >>> mu = spectrum(1.0, 1.0, 0.0)
     >>> truth = spectrum(1.2, 0.8, 0.1)
     >>> refined, coef = refine_spectra(e, truth[None], mu[None], 707.0)
-    >>> np.round(coef[0], 2)
+    >>> np.round(coef[0, :3], 2)                 # background, edge, drift (eV)
     array([1.2, 0.8, 0.1])
     >>> bool(np.abs(refined - truth).max() < 0.05 * np.abs(mu - truth).max())
     True
@@ -90,15 +90,16 @@ def refine_spectra(energy, data, reconstruction, onset, *, gain=1.0, offset=0.0)
     if y.shape != mu.shape or y.shape[-1] != energy.size:
         raise ValueError(f"The data {y.shape} and the reconstruction {mu.shape} must have the same shape, "
                          f"with {energy.size} channels.")
-    pre = energy < onset - max(ONSET_GAP, abs(float(energy[1] - energy[0])))
+    gap = max(ONSET_GAP, abs(float(energy[1] - energy[0])))
+    pre = energy < onset - gap
     if pre.sum() < MIN_PRE_EDGE_CHANNELS:
         raise ValueError(f"The refit needs at least {MIN_PRE_EDGE_CHANNELS} channels of pre-edge background "
-                         f"below {onset - ONSET_GAP:g} eV (edge onset {onset:g} eV), and the range starts at "
+                         f"below {onset - gap:g} eV (edge onset {onset:g} eV), and the range starts at "
                          f"{energy[0]:g} eV: reconstruct a range that starts before the edge.")
     shape = y.shape
     y, mu = y.reshape(-1, shape[-1]), mu.reshape(-1, shape[-1])
     refined = np.empty_like(y)
-    coef = np.empty((y.shape[0], 3))
+    coef = np.empty((y.shape[0], len(COEFFICIENTS)))
     dispersion = float(energy[1] - energy[0])
     for i in range(0, y.shape[0], _BLOCK):
         m, d = mu[i:i + _BLOCK], y[i:i + _BLOCK]
@@ -113,8 +114,9 @@ def refine_spectra(energy, data, reconstruction, onset, *, gain=1.0, offset=0.0)
         edge_found = c[:, 1] > EDGE_SIGMAS * np.sqrt(np.clip(cov[:, 1, 1], 0, None))
         with np.errstate(divide="ignore", invalid="ignore"):
             drift = np.where(edge_found, -c[:, 2] * dispersion / c[:, 1], np.nan)
-        coef[i:i + _BLOCK] = np.stack([c[:, 0], c[:, 1], drift], -1)
-    return refined.reshape(shape), coef.reshape(shape[:-1] + (3,))
+            sigma = np.where(edge_found, np.sqrt(np.clip(cov[:, 2, 2], 0, None)) * abs(dispersion) / c[:, 1], np.nan)
+        coef[i:i + _BLOCK] = np.stack([c[:, 0], c[:, 1], drift, sigma], -1)
+    return refined.reshape(shape), coef.reshape(shape[:-1] + (len(COEFFICIENTS),))
 
 
 def check_refine(refine):
@@ -176,10 +178,13 @@ def refine_reconstruction(signal, reconstruction, *, edge=None, onset=None, nois
     -------
     refined : signal
         The refitted reconstruction (lazy if ``signal`` is), with ``metadata.CVAE.refinement``.
-    coefficients : dict of Signal2D
-        Maps on the navigation grid: ``"background"`` and ``"edge"`` (each pixel's intensity of
-        the reconstruction's background and edge; 1 = as reconstructed) and ``"drift"`` (eV; NaN
-        where the edge is not found, see :func:`refine_spectra`).
+    coefficients : dict of signals
+        Maps on the navigation grid (a line scan's are lines): ``"background"`` and ``"edge"``
+        (each pixel's intensity of the reconstruction's background and edge; 1 = as
+        reconstructed), ``"drift"`` and its standard error ``"drift_sigma"`` (eV; NaN where the
+        edge is not found, see :func:`refine_spectra`). On a lazy signal each output is a slice
+        of the same graph: compute them together (``dask.compute``) or the refit runs once
+        for each.
 
     Examples
     --------
@@ -192,7 +197,7 @@ def refine_reconstruction(signal, reconstruction, *, edge=None, onset=None, nois
     >>> bool(denoising_mse(refined, truth, (690., 730.)) < denoising_mse(rough, truth, (690., 730.)) / 3)
     True
     >>> sorted(maps)
-    ['background', 'drift', 'edge']
+    ['background', 'drift', 'drift_sigma', 'edge']
     """
     from ._validation import energy_axis
     from .noise import resolve_noise_model
@@ -200,12 +205,18 @@ def refine_reconstruction(signal, reconstruction, *, edge=None, onset=None, nois
     if edge is not None and not isinstance(edge, str):
         raise ValueError(f"`edge` (or `refine`) must be an edge name such as 'Fe_L2,3', got {edge!r}.")
     ax, full = energy_axis(reconstruction), energy_axis(signal)
+    if not (ax.scale > 0 and full.scale > 0):
+        raise ValueError("The refit needs an energy axis that increases (a positive scale).")
     if not np.isclose(ax.scale, full.scale) or reconstruction.axes_manager.navigation_shape != \
             signal.axes_manager.navigation_shape:
         raise ValueError(f"The reconstruction ({reconstruction.axes_manager.navigation_shape}, {ax.scale:g} "
                          f"{ax.units}/channel) is not of this signal's grid ({signal.axes_manager.navigation_shape}, "
                          f"{full.scale:g} {full.units}/channel).")
-    start = int(round((float(ax.offset) - float(full.offset)) / float(full.scale)))
+    position = (float(ax.offset) - float(full.offset)) / float(full.scale)
+    start = int(round(position))
+    if abs(position - start) > 0.01:
+        raise ValueError(f"The reconstruction's channels are {position - start:+.2f} of a channel off the "
+                         "signal's: it was made from a differently calibrated axis.")
     if start < 0 or start + ax.size > full.size:
         raise ValueError(f"The reconstruction's range ({ax.axis[0]:g}–{ax.axis[-1]:g} {ax.units}) is not "
                          f"inside the signal's ({full.axis[0]:g}–{full.axis[-1]:g}).")
@@ -218,7 +229,7 @@ def refine_reconstruction(signal, reconstruction, *, edge=None, onset=None, nois
     if is_lazy(data) or is_lazy(rec):
         import dask.array as da
 
-        data = da.asarray(data)
+        data = da.asarray(data).rechunk({data.ndim - 1: -1})      # each block holds whole spectra
         rec = da.asarray(rec).rechunk(data.chunks)
 
         def block(d, m):
@@ -226,11 +237,13 @@ def refine_reconstruction(signal, reconstruction, *, edge=None, onset=None, nois
             return np.concatenate([r, c], -1)
 
         both = da.map_blocks(block, data, rec, dtype=float,
-                             chunks=data.chunks[:-1] + ((ax.size + 3,),))
+                             chunks=data.chunks[:-1] + ((ax.size + len(COEFFICIENTS),),))
         refined, coef = both[..., :ax.size], both[..., ax.size:]
     else:
         refined, coef = refine_spectra(energy, data, rec, on, **kw)
     out = reconstruction._deepcopy_with_new_data(refined)
+    if is_lazy(refined) and not out._lazy:
+        out = out.as_lazy()
     meta = {"method": "per-pixel background, edge and drift refit", "onset_eV": float(on),
             "onset_source": source, "noise": nm.as_metadata(),
             "reconstruction": reconstruction.metadata.General.title}
@@ -243,7 +256,7 @@ def _coefficient_maps(signal, coef, meta):
     """The refit's numbers as navigation maps, by name."""
     from ._maps import navigation_map
 
-    units = {"background": "", "edge": "", "drift": "eV"}
+    units = {"background": "", "edge": "", "drift": "eV", "drift_sigma": "eV"}
     return {name: navigation_map(signal, coef[..., k], f"Per-pixel refit: {name}",
                                  metadata={"CVAE.refinement": dict(meta, coefficient=name, units=units[name])})
             for k, name in enumerate(COEFFICIENTS)}

@@ -14,6 +14,7 @@ from ._signal_inject import InjectMethods
 from ._signal_latent import LatentMethods
 from ._signal_plots import PlotMethods
 from ._validation import check_real, energy_axis
+from .noise import fitted_noise_model
 from .refine import check_refine, refine_reconstruction
 
 __all__ = ["CVAEEELSSpectrum", "LazyCVAEEELSSpectrum", "to_cvae"]
@@ -156,11 +157,11 @@ class CVAEEELSSpectrum(InjectMethods, LatentMethods, PlotMethods, EELSSpectrum):
             1.6–2 × the time; ``benchmarks/NOTES.md`` §13 has what it changes).
             Other strides use every shard.
         refine : bool or str
-            Refit each pixel's reconstruction to its spectrum: the intensities of its
-            background and of its edge, and a small energy drift
+            Refit each pixel's reconstruction to its spectrum (a denoised cube that follows
+            each pixel, as PCA's coefficients do): its background's and its edge's intensities
+            and a small energy drift, weighted with the fit's noise model
             (:func:`hyperspy_cvae.refine.refine_reconstruction`; a string names the edge whose
-            onset splits the two, default from ``metadata.Sample.elements``). A denoised cube
-            that follows each pixel, as PCA's coefficients do; the maps of the three numbers are
+            onset splits the two, default from ``metadata.Sample.elements``). Their maps are
             kept in ``s.cvae_results["refinement"]``. Scores use the unrefined reconstruction:
             the refit also absorbs a missing edge and part of a shift.
 
@@ -189,7 +190,8 @@ class CVAEEELSSpectrum(InjectMethods, LatentMethods, PlotMethods, EELSSpectrum):
             self, cvae, stride=stride, batch_size=batch_size, device=device,
             show_progressbar=show_progressbar, chunk=chunk, blend=blend)
         if edge is not False:
-            rec, self.cvae_results["refinement"] = refine_reconstruction(self, rec, edge=edge)
+            rec, self.cvae_results["refinement"] = refine_reconstruction(
+                self, rec, edge=edge, noise=fitted_noise_model(self.metadata) or "auto")
         return rec
 
     cvae_decomposition.__doc__ %= SHOW_PROGRESSBAR_ARG

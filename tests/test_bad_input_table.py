@@ -87,7 +87,8 @@ BAD_INPUT = [
      "`ValueError` listing the nuisances, or saying that the tilt applies to the shift score",
      ["test_nuisance::test_bad_nuisance"]),
     ("`cvae_decomposition(refine=...)` other than a bool or an edge name; `refine_reconstruction` with a "
-     "reconstruction of another grid, an edge outside its range, or no pre-edge channels before the onset",
+     "reconstruction of another grid or off the signal's channels, an edge outside its range, or no pre-edge "
+     "channels before the onset",
      "`ValueError` naming the argument, the grids, the range, or asking for a range that starts before the edge",
      ["test_refine::test_refit_refuses_bad_input"]),
     ("`fdr` outside (0, 1), or not a number (`threshold=\"fdr\"` or `spatial=`)",

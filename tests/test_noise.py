@@ -113,6 +113,16 @@ def test_lazy_data_are_read_a_few_blocks_only(cube):
     assert 2.0 < nm.gain < 4.5 and len(seen) == 2
 
 
+def test_lazy_data_split_along_energy_give_the_same_estimate(cube):
+    """Blocks that cut the energy axis are merged into whole spectra before they are sampled."""
+    import dask.array as da
+
+    d = _detector(cube, 3.0, 2.0, 0.0)
+    whole = estimate_noise_model(da.from_array(d.data, chunks=(8, 8, -1)), max_spectra=128)
+    split = estimate_noise_model(da.from_array(d.data, chunks=(8, 8, 300)), max_spectra=128)
+    assert (split.gain, split.offset) == (whole.gain, whole.offset)
+
+
 def test_anomaly_map_on_detector_units(cube):
     bad = cube.inject_shift(1.0, n_clusters=1, cluster_size=4, random_state=1)
     ref = bad.anomaly_map("pca")

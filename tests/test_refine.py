@@ -65,6 +65,26 @@ def test_refit_does_not_touch_its_inputs_and_lazy_equals_eager():
     np.testing.assert_array_equal(np.asarray(lazy_maps["drift"].data.compute()), maps["drift"].data)
 
 
+def test_lazy_blocks_that_cut_the_energy_axis_and_an_eager_reconstruction():
+    s, _ = _cube((24, 24))
+    rough = _mean_reconstruction(s)
+    refined, maps = refine_reconstruction(s, rough)
+    lazy = s.as_lazy()
+    lazy.data = lazy.data.rechunk((12, 12, 100))                 # energy in 12 blocks
+    out, lazy_maps = refine_reconstruction(lazy, rough)          # the reconstruction in memory
+    assert out._lazy
+    np.testing.assert_array_equal(np.asarray(out.data.compute()), refined.data)
+    np.testing.assert_array_equal(np.asarray(lazy_maps["drift_sigma"].data.compute()), maps["drift_sigma"].data)
+
+
+def test_drift_uncertainty_is_calibrated():
+    s, _ = _cube((32, 32))
+    _, maps = refine_reconstruction(s, _mean_reconstruction(s), edge="Fe_L2,3")
+    true = Scene(s.metadata.CVAE.synthetic.as_dictionary(), np.random.default_rng(0)).drift
+    z = (maps["drift"].data - true) / maps["drift_sigma"].data
+    assert 0.8 < np.nanstd(z) < 1.25 and abs(np.nanmean(z)) < 0.25
+
+
 def test_refit_weights_follow_the_noise_model():
     """Data with a detector gain: the same refit as the counts, in the data's units."""
     s, _ = _cube((24, 24))
@@ -80,11 +100,20 @@ def test_refit_weights_follow_the_noise_model():
     np.testing.assert_allclose(m5["edge"].data, m1["edge"].data, rtol=1e-5)
 
 
+def _shifted_axis(signal, channels):
+    """``signal`` with its energy offset moved by a fraction of a channel (another calibration)."""
+    out = signal.deepcopy()
+    ax = out.axes_manager[-1]
+    ax.offset = ax.offset + channels * ax.scale
+    return out
+
+
 @pytest.mark.parametrize("bad, match", [
     (lambda s, r: refine_reconstruction(s, r.inav[:10, :10]), "not of this signal's grid"),
     (lambda s, r: refine_reconstruction(s, r, onset=r.axes_manager[-1].axis[1]), "pre-edge"),
     (lambda s, r: refine_reconstruction(s, r, edge="O_K"), "outside the reconstruction's range"),
     (lambda s, r: refine_reconstruction(s, r, edge=3), "edge"),
+    (lambda s, r: refine_reconstruction(s, _shifted_axis(r, 0.1)), "of a channel off"),
     (lambda s, r: s.cvae_decomposition(refine=1), "refine"),
 ])
 def test_refit_refuses_bad_input(bad, match):
