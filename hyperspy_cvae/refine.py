@@ -145,7 +145,7 @@ def _onset(signal, energy, data, edge, onset):
         names = element_edges(list(elements), first, last) if elements is not None and len(elements) else []
         edge = names[0] if names else None
     if edge is not None:
-        listed = min(edge_onsets(str(edge)).values())
+        listed = min(edge_onsets(str(edge).split("+")[0]).values())     # "Fe_L2,3+O_K": the first
         if not first < listed < last:
             raise ValueError(f"The onset of {edge!r} ({listed:g} eV) is outside the reconstruction's range "
                              f"({first:g}–{last:g} eV).")
