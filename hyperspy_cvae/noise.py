@@ -104,9 +104,9 @@ class NoiseModel:
 COUNTS = NoiseModel(1.0, 0.0, "counts")
 
 
-def read_noise_model(metadata):
-    """The model in ``metadata.Signal.Noise_properties.Variance_linear_model``, or None."""
-    path = "Signal.Noise_properties.Variance_linear_model"
+def read_noise_model(metadata, path="Signal.Noise_properties.Variance_linear_model", source="metadata"):
+    """The model in ``metadata.Signal.Noise_properties.Variance_linear_model`` (or another ``path``
+    holding HyperSpy's three parameters), or None."""
     if not metadata.has_item(path):
         return None
     vlm = metadata.get_item(path)
@@ -120,18 +120,13 @@ def read_noise_model(metadata):
     if not (a > 0 and c > 0 and np.isfinite(b)):
         raise ValueError(f"metadata.{path} must have gain_factor > 0, correlation_factor > 0 and a finite "
                          f"gain_offset; got {vlm!r}.")
-    return NoiseModel(a * c, b * c, "metadata")
+    return NoiseModel(a * c, b * c, source)
 
 
 def fitted_noise_model(metadata):
     """The model ``fit_cvae`` used, from ``metadata.CVAE.model.noise``, or None."""
-    fitted = metadata.get_item("CVAE.model.noise")
-    if fitted is None:
-        return None
-    fitted = fitted.as_dictionary() if hasattr(fitted, "as_dictionary") else dict(fitted)
-    return NoiseModel(float(fitted["gain_factor"]) * float(fitted.get("correlation_factor", 1.0)),
-                      float(fitted["gain_offset"]) * float(fitted.get("correlation_factor", 1.0)),
-                      f"the fit's ({fitted.get('source', 'recorded')})")
+    source = metadata.get_item("CVAE.model.noise.source", "recorded")
+    return read_noise_model(metadata, "CVAE.model.noise", f"the fit's ({source})")
 
 
 def _sample(data, n_max, rng):
